@@ -1,0 +1,1 @@
+export { withRetry, isSafeToRetry, type RetryOptions } from './retry.js';

@@ -1,0 +1,111 @@
+import { RelayError, RelayErrorCode } from '../errors/index.js';
+import type { CallOptions, ProgressUpdate } from './types.js';
+
+/**
+ * One call in flight: its deadline, its caller's abort signal and its progress callback. Both
+ * transports settle calls through this so that timeouts, aborts and progress behave the same.
+ *
+ * The deadline restarts on every progress notification (`timer.refresh()`, no new timer), so a
+ * long job that reports progress is not cut off, and a silent one is.
+ */
+export class PendingCall {
+  readonly #resolve: (value: unknown) => void;
+  readonly #reject: (error: unknown) => void;
+  readonly #onProgress: ((update: ProgressUpdate) => void) | undefined;
+  readonly #signal: AbortSignal | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #onAbort: (() => void) | undefined;
+  settled = false;
+  readonly method: string;
+  /** Called once when the call ends early (deadline or abort), to tell the upstream. */
+  readonly #onCancel: (reason: RelayError) => void;
+
+  constructor(
+    upstream: string,
+    method: string,
+    options: CallOptions | undefined,
+    timeoutMs: number,
+    resolve: (value: unknown) => void,
+    reject: (error: unknown) => void,
+    onCancel: (reason: RelayError) => void,
+  ) {
+    this.method = method;
+    this.#onCancel = onCancel;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#onProgress = options?.onProgress;
+    this.#signal = options?.signal;
+    this.#timer = setTimeout(() => {
+      this.cancel(
+        new RelayError(
+          RelayErrorCode.Timeout,
+          `upstream '${upstream}' did not answer ${method} within ${timeoutMs} ms; raise \`timeout\` or check the server`,
+          { upstream },
+        ),
+      );
+    }, timeoutMs);
+    if (this.#signal) {
+      this.#onAbort = () => {
+        this.cancel(
+          new RelayError(RelayErrorCode.Aborted, `call ${method} to upstream '${upstream}' was aborted by the caller`, {
+            upstream,
+            cause: this.#signal?.reason,
+          }),
+        );
+      };
+      this.#signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+  }
+
+  get wantsProgress(): boolean {
+    return this.#onProgress !== undefined;
+  }
+
+  progress(update: ProgressUpdate): void {
+    if (this.settled) return;
+    this.#timer?.refresh();
+    try {
+      this.#onProgress?.(update);
+    } catch {
+      // A throwing progress callback is the caller's bug; it must not break the call.
+    }
+  }
+
+  resolve(value: unknown): void {
+    if (this.#settle()) this.#resolve(value);
+  }
+
+  reject(error: unknown): void {
+    if (this.#settle()) this.#reject(error);
+  }
+
+  cancel(reason: RelayError): void {
+    if (!this.#settle()) return;
+    try {
+      this.#onCancel(reason);
+    } finally {
+      this.#reject(reason);
+    }
+  }
+
+  #settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#signal && this.#onAbort) this.#signal.removeEventListener('abort', this.#onAbort);
+    return true;
+  }
+}
+
+export function abortedBeforeStart(upstream: string, method: string, signal: AbortSignal): RelayError {
+  return new RelayError(
+    RelayErrorCode.Aborted,
+    `call ${method} to upstream '${upstream}' was aborted before it started`,
+    {
+      upstream,
+      notSent: true,
+      cause: signal.reason,
+    },
+  );
+}
