@@ -413,7 +413,13 @@ function inDocumentOrder(issues: readonly ConfigIssue[], data: unknown): ConfigI
 const SECRET_KEY_RE = /token|secret|passw(or)?d|authorization|api[-_]?key|cookie|credential/i;
 
 function isSecretPath(path: readonly PropertyKey[]): boolean {
-  return path.some((segment) => typeof segment === 'string' && SECRET_KEY_RE.test(segment));
+  return path.some(
+    (segment, index) =>
+      typeof segment === 'string' &&
+      SECRET_KEY_RE.test(segment) &&
+      // An upstream's name is not a field: "token-service" does not make all its values secret.
+      !(index === 1 && (path[0] === 'upstreams' || path[0] === 'mcpServers')),
+  );
 }
 
 /** Removes a password in a URL's user info, and query values whose names look secret. */

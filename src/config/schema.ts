@@ -38,8 +38,10 @@ export interface FieldMeta {
 /** Meta keys that are not JSON Schema keywords; removed by {@link relayConfigJsonSchema}. */
 export const DOC_ONLY_META_KEYS = ['unit', 'transport'] as const;
 
+/** Every field is optional in the schema; defaults are applied in {@link resolveUpstream}, after `defaults:`. */
 function field<T extends z.ZodType>(schema: T, meta: FieldMeta) {
-  return schema.optional().meta({ ...meta });
+  const only = meta.transport === 'http' ? 'HTTP only. ' : meta.transport === 'stdio' ? 'stdio only. ' : '';
+  return schema.optional().meta({ ...meta, description: `${only}${meta.description}` });
 }
 
 function intField(min: number, max: number = Number.MAX_SAFE_INTEGER) {
@@ -61,14 +63,17 @@ export const upstreamNameSchema = z
   .regex(UPSTREAM_NAME_PATTERN, { error: NAME_EXPECTATION });
 
 const URL_EXPECTATION = 'expected an http:// or https:// URL';
-const httpUrlSchema = z.string({ error: URL_EXPECTATION }).refine(
-  (value) => {
-    if (!URL.canParse(value)) return false;
-    const { protocol } = new URL(value);
-    return protocol === 'http:' || protocol === 'https:';
-  },
-  { error: URL_EXPECTATION },
-);
+const httpUrlSchema = z
+  .string({ error: URL_EXPECTATION })
+  .refine(
+    (value) => {
+      if (!URL.canParse(value)) return false;
+      const { protocol } = new URL(value);
+      return protocol === 'http:' || protocol === 'https:';
+    },
+    { error: URL_EXPECTATION },
+  )
+  .meta({ format: 'uri', pattern: '^[Hh][Tt][Tt][Pp][Ss]?://' });
 
 function nonEmptyString(what: string) {
   const expected = `expected ${what}`;
@@ -127,14 +132,18 @@ export type UpstreamProtocol = (typeof UPSTREAM_PROTOCOLS)[number];
 // ---------------------------------------------------------------------------------------------
 // Defaults
 
+const NO_ARGS: readonly string[] = Object.freeze([]);
+const NO_ENTRIES: Readonly<Record<string, string>> = Object.freeze({});
+const AUTO: UpstreamProtocol = 'auto';
+
 /**
  * Every upstream default, written the way a user would (durations in seconds). The JSON Schema,
  * the docs and {@link resolveUpstream} all read them from here.
  */
-export const UPSTREAM_DEFAULTS = {
-  args: [] as string[],
-  env: {} as Record<string, string>,
-  headers: {} as Record<string, string>,
+export const UPSTREAM_DEFAULTS = Object.freeze({
+  args: NO_ARGS,
+  env: NO_ENTRIES,
+  headers: NO_ENTRIES,
   processes: 1,
   connectionPoolSize: 10,
   timeout: 30,
@@ -143,9 +152,9 @@ export const UPSTREAM_DEFAULTS = {
   cacheSize: 100,
   cacheTtl: 300,
   enableCaching: true,
-  protocol: 'auto' as UpstreamProtocol,
+  protocol: AUTO,
   maxResponseBytes: 64 * 1024 * 1024,
-};
+});
 
 // ---------------------------------------------------------------------------------------------
 // The upstream shape (camelCase: the library's spelling)
@@ -201,7 +210,7 @@ export const upstreamShape = {
   /** stdio only: how many child processes share the load. 1-64, default 1. */
   processes: field(intField(1, 64), {
     description:
-      'How many child processes of command share the load (stdio only; an error on an HTTP upstream). Requests are spread over them and responses never cross between callers.',
+      'How many child processes of command share the load (an error on an HTTP upstream). Requests are spread over them and responses never cross between callers.',
     default: UPSTREAM_DEFAULTS.processes,
     unit: 'processes',
     transport: 'stdio',
@@ -257,14 +266,14 @@ export const upstreamShape = {
   /** Extra HTTP headers on every request (HTTP only). Names are kept exactly as written. */
   headers: field(z.record(headerNameSchema, headerValueSchema, { error: 'expected a map of header name to value' }), {
     description:
-      'Extra HTTP headers sent with every request (HTTP only), e.g. X-Tenant-ID. Names must be HTTP tokens and are kept exactly as written.',
+      'Extra HTTP headers sent with every request, e.g. X-Tenant-ID. Names must be HTTP tokens and are kept exactly as written.',
     default: UPSTREAM_DEFAULTS.headers,
     transport: 'http',
   }),
   /** Sent as `Authorization: Bearer <token>` (HTTP only). */
   authToken: field(nonEmptyString('a token (non-empty string)'), {
     description:
-      'Sent as `Authorization: Bearer <token>` on every request (HTTP only). Use ${ENV_VAR} rather than writing the secret into the file.',
+      'Sent as `Authorization: Bearer <token>` on every request. Use ${ENV_VAR} rather than writing the secret into the file.',
     transport: 'http',
   }),
   /** `'auto'` (default), `'modern'` (2026-07-28) or `'legacy'` (2025-11-25 / 2025-06-18, sessionful). */

@@ -1,0 +1,283 @@
+/**
+ * Generates docs/config.md from the config schema itself: the field list, descriptions, defaults
+ * and units come from the zod shapes' `.meta()`, the types and ranges from the JSON Schema derived
+ * from them. Run `npm run docs:config`; `--check` fails (exit 1) when the file is out of date.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+import * as prettier from 'prettier';
+import * as z from 'zod';
+
+import {
+  CLIENT_TRANSPORT_TYPES,
+  DURATION_PATTERN,
+  INHERITED_ENV_VARS,
+  RESERVED_HEADERS,
+  UPSTREAM_FILE_KEYS,
+  mcpServerEntrySchema,
+  relayConfigFileShape,
+  relayConfigJsonSchema,
+  upstreamShape,
+  type FieldMeta,
+} from '../src/config/index.js';
+
+export const DOCS_PATH = fileURLToPath(new URL('../docs/config.md', import.meta.url));
+
+/** The parts of a JSON Schema node the tables read. */
+interface JsonSchema {
+  type?: string | string[];
+  anyOf?: JsonSchema[];
+  enum?: unknown[];
+  minimum?: number;
+  maximum?: number;
+  pattern?: string;
+  items?: JsonSchema;
+  properties?: Record<string, JsonSchema>;
+  additionalProperties?: JsonSchema | boolean;
+}
+
+function metaOf(schema: z.ZodType): FieldMeta {
+  return (z.globalRegistry.get(schema) ?? { description: '' }) as FieldMeta;
+}
+
+function cell(text: string): string {
+  return text.replaceAll('|', '\\|').replaceAll('\n', ' ');
+}
+
+function code(text: string): string {
+  return `\`${text}\``;
+}
+
+/** A field's type in words, from its JSON Schema node. */
+function typeOf(json: JsonSchema): string {
+  if (json.anyOf !== undefined) {
+    if (json.anyOf.some((option) => option.pattern === DURATION_PATTERN)) return 'duration';
+    return json.anyOf.map(typeOf).join(' or ');
+  }
+  if (json.enum !== undefined) return json.enum.map((v) => JSON.stringify(v)).join(' | ');
+  switch (json.type) {
+    case 'integer': {
+      const { minimum: min, maximum: max } = json;
+      if (max !== undefined && max < Number.MAX_SAFE_INTEGER) return `integer ${min ?? ''}–${max}`;
+      return min === undefined ? 'integer' : `integer ≥ ${min}`;
+    }
+    case 'array':
+      return `list of ${typeOf(json.items ?? {})}`;
+    case 'object': {
+      const values = json.additionalProperties;
+      if (typeof values !== 'object') return 'map';
+      return values.properties === undefined ? 'map of string → string' : 'map of name → entry';
+    }
+    case 'string':
+      return 'string';
+    case 'boolean':
+      return 'boolean';
+    case 'number':
+      return 'number';
+    default:
+      return Array.isArray(json.type) ? 'string' : 'any';
+  }
+}
+
+function formatDefault(meta: FieldMeta): string {
+  if (!('default' in meta)) return '';
+  const text = code(JSON.stringify(meta.default));
+  if (meta.unit === 'bytes' && typeof meta.default === 'number') return `${text} (${meta.default / 1024 / 1024} MiB)`;
+  return text;
+}
+
+function describeField(meta: FieldMeta): string {
+  return cell(meta.description);
+}
+
+function upstreamTable(json: JsonSchema): string {
+  const rows = [
+    '| field | TypeScript | type | default | unit | description |',
+    '| --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const [key, schema] of Object.entries(upstreamShape)) {
+    const fileKey = UPSTREAM_FILE_KEYS[key as keyof typeof upstreamShape];
+    const meta = metaOf(schema as z.ZodType);
+    const node = json.properties?.[fileKey] ?? {};
+    const type = key === 'name' ? 'string' : typeOf(node);
+    const fileCell = key === 'name' ? '(map key)' : code(fileKey);
+    rows.push(
+      `| ${fileCell} | ${code(key)} | ${cell(type)} | ${cell(formatDefault(meta))} | ${cell(meta.unit ?? '')} | ${describeField(meta)} |`,
+    );
+  }
+  return rows.join('\n');
+}
+
+function sectionTable(shape: Record<string, z.ZodType>, json: JsonSchema): string {
+  const rows = ['| key | type | description |', '| --- | --- | --- |'];
+  for (const [key, schema] of Object.entries(shape)) {
+    const node = json.properties?.[key] ?? {};
+    rows.push(`| ${code(key)} | ${cell(typeOf(node))} | ${describeField(metaOf(schema))} |`);
+  }
+  return rows.join('\n');
+}
+
+function clientKeysTable(json: JsonSchema): string {
+  const entryShape = mcpServerEntrySchema.shape as Record<string, z.ZodType>;
+  const upstreamFileKeys = new Set(Object.values(UPSTREAM_FILE_KEYS));
+  const clientOnly = Object.fromEntries(Object.entries(entryShape).filter(([key]) => !upstreamFileKeys.has(key)));
+  return sectionTable(clientOnly, json);
+}
+
+/** The whole document, formatted by prettier with the repository's settings. */
+export async function renderConfigDocs(): Promise<string> {
+  const json = relayConfigJsonSchema() as JsonSchema;
+  const upstreamJson = json.properties?.upstreams?.additionalProperties as JsonSchema;
+  const entryJson = json.properties?.mcpServers?.additionalProperties as JsonSchema;
+
+  const markdown = `# Configuration reference
+
+<!-- Generated from src/config/schema.ts by \`npm run docs:config\`. Do not edit by hand. -->
+
+mcp-relay reads one configuration file, in YAML or JSON (\`mcp-relay config validate relay.yaml\`
+checks one and lists every problem in it). Keys are the seed's snake_case names
+(\`connection_pool_size\`, \`cache_ttl\`). In TypeScript the same fields are camelCase
+(\`ProxyConfig\`: \`connectionPoolSize\`, \`cacheTtl\`), and the resolved configuration that
+\`resolveProxyConfig()\` and \`loadConfigFile()\` return states its units in its names
+(\`timeoutMs\`, \`retryDelayMs\`, \`cacheTtlMs\`).
+
+Unknown keys are errors, so a typo fails instead of being ignored. Keys inside \`headers\` and
+\`env\` are your data: they are never case-converted and kept exactly as written.
+
+## Top level
+
+${sectionTable(relayConfigFileShape, json)}
+
+At least one upstream is required, and names must be unique across \`upstreams\` and
+\`mcpServers\`. A name is 1 to 48 letters, digits, \`_\`, \`.\` or \`-\`.
+
+## Upstream fields
+
+An upstream is reached over Streamable HTTP (\`server_url\`) or started as a child process and
+spoken to over stdio (\`command\`) — exactly one of the two. Every other field is optional.
+
+The seed never lists its defaults in one place; these are taken from its \`MCPProxyConfig\`
+examples (\`timeout=30.0\`, \`max_retries=3\`, \`retry_delay=1.0\` from its production base config,
+\`connection_pool_size=10\` and \`cache_size=100\` from its development config, the 5-minute
+\`cache_ttl\` it recommends, \`enable_caching=True\`).
+
+${upstreamTable(upstreamJson)}
+
+Headers the relay manages itself cannot be set in \`headers\`:
+${[...RESERVED_HEADERS].map(code).join(', ')}.
+
+A stdio child does not inherit the relay's whole environment: only
+${INHERITED_ENV_VARS.map(code).join(', ')} (the same minimal set the MCP SDK passes), then \`env\`
+over them.
+
+## \`mcpServers\` entries
+
+\`mcpServers\` takes the object desktop MCP clients use, unchanged:
+
+\`\`\`json
+{
+  "mcpServers": {
+    "filesystem": {
+      "command": "npx",
+      "args": ["-y", "@modelcontextprotocol/server-filesystem", "/srv/data"],
+      "env": { "DEBUG": "1" }
+    },
+    "search": {
+      "type": "http",
+      "url": "https://search.example.com/mcp",
+      "headers": { "Authorization": "Bearer \${SEARCH_TOKEN}" }
+    }
+  }
+}
+\`\`\`
+
+Besides every upstream field above, an entry may carry these client keys:
+
+${clientKeysTable(entryJson)}
+
+\`type\` and \`transport\` accept ${CLIENT_TRANSPORT_TYPES.map((t) => code(JSON.stringify(t))).join(', ')}.
+The HTTP+SSE transport of 2024-11-05 (\`"sse"\`) is not supported.
+
+## \`defaults\`
+
+Any upstream field except \`server_url\` and \`command\`, applied to every upstream (in both maps)
+that does not set it. Fields of one transport apply only to upstreams of that transport.
+\`headers\` and \`env\` are merged key by key, the upstream's own keys winning (header names
+compared case-insensitively).
+
+\`\`\`yaml
+defaults:
+  timeout: 10s
+  headers:
+    User-Agent: mcp-relay
+upstreams:
+  search:
+    server_url: https://mcp-prod.example.com/mcp
+    connection_pool_size: 50
+    cache_ttl: 10m
+    auth_token: \${MCP_PROD_TOKEN}
+  files:
+    command: npx
+    args: [-y, "@modelcontextprotocol/server-filesystem", /srv/data]
+    processes: 4
+\`\`\`
+
+## Durations
+
+\`timeout\`, \`retry_delay\` and \`cache_ttl\` take seconds as a number, as the seed does
+(\`timeout: 30.0\`, \`retry_delay: 0.5\`), or a string with a unit: \`250ms\`, \`1.5s\`, \`5m\`,
+\`2h\` (a string without a unit is seconds too). Negative values, unknown units, NaN and Infinity
+are errors. \`timeout\` and \`retry_delay\` must fit a Node timer (at most 2147483647 ms, about
+24.8 days), and \`timeout\` must be at least 1 ms.
+
+## Environment variables
+
+Every string value may use \`\${NAME}\` or \`\${NAME:-default}\` (the default applies when the
+variable is unset or empty). \`$$\` is a literal \`$\`. An unset variable without a default is an
+error that names the variable and the field. A substituted value in a number or boolean field is
+read as one, so \`connection_pool_size: \${POOL_SIZE:-10}\` works. In a YAML flow collection
+(\`{ ... }\`), quote the value: \`{ token: "\${TOKEN}" }\`.
+
+## Errors
+
+Every problem is reported at once, one per line, naming the field as the file spells it, the value
+received and what was expected:
+
+\`\`\`text
+invalid configuration in relay.yaml (2 problems):
+  upstreams.search.connection_pool_size: expected an integer from 1 to 10000, got 0
+  upstreams.search.auth_token: expected a token (non-empty string), got [redacted]
+\`\`\`
+
+Values of fields named like a token, secret, password, API key, cookie or authorization (including
+an \`Authorization\` header) are shown as \`[redacted]\`, and so is a password in a URL. A file that
+is not valid YAML or JSON reports the line and column.
+
+## Editor support
+
+\`mcp-relay config schema\` prints the JSON Schema of this format. Save it and point your editor at
+it: \`"$schema": "./relay.schema.json"\` in a JSON file, or
+\`# yaml-language-server: $schema=./relay.schema.json\` at the top of a YAML file.
+`;
+  const options = await prettier.resolveConfig(DOCS_PATH);
+  return prettier.format(markdown, { ...options, parser: 'markdown' });
+}
+
+async function main(): Promise<void> {
+  const rendered = await renderConfigDocs();
+  if (process.argv.includes('--check')) {
+    const current = await readFile(DOCS_PATH, 'utf8').catch(() => '');
+    if (current !== rendered) {
+      process.stderr.write('docs/config.md is out of date; run `npm run docs:config`\n');
+      process.exitCode = 1;
+    }
+    return;
+  }
+  await writeFile(DOCS_PATH, rendered);
+  process.stdout.write(`wrote ${DOCS_PATH}\n`);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main();
+}
