@@ -56,10 +56,13 @@ export class StdioUpstream implements Upstream {
 
   connect(signal?: AbortSignal): Promise<UpstreamInfo> {
     if (this.#info) return Promise.resolve(this.#info);
-    this.#connecting ??= this.#ensure(0)
-      .then((process) => {
-        this.#info = process.info;
-        return process.info!;
+    // Every process of the pool starts and negotiates in parallel; one that works is enough.
+    this.#connecting ??= Promise.allSettled(this.#slots.map((_, index) => this.#ensure(index)))
+      .then((outcomes) => {
+        const started = outcomes.find((o) => o.status === 'fulfilled');
+        if (!started) throw (outcomes[0] as PromiseRejectedResult).reason;
+        this.#info = started.value.info;
+        return started.value.info!;
       })
       .finally(() => {
         this.#connecting = undefined;
@@ -79,6 +82,7 @@ export class StdioUpstream implements Upstream {
       );
     }
     try {
+      if (!this.#info) await this.connect(signal);
       const process = this.#pick() ?? (await this.#ensure(this.#firstFreeSlot()));
       return await process.call(method, params, options);
     } finally {

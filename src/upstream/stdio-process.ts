@@ -1,6 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Client, JSONRPCMessage, JSONRPCNotification, RequestId } from '@modelcontextprotocol/client';
-import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio';
+import { childProcessEnv } from '../config/index.js';
 import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { PendingCall } from './call.js';
 import {
@@ -77,7 +77,7 @@ export class StdioProcess {
     const { command, args, env, cwd } = this.#transport;
     const child = spawn(command, [...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...getDefaultEnvironment(), ...env },
+      env: childProcessEnv(env),
       cwd,
       // Its own process group, so that close() can end the whole tree (npx → node → server).
       detached: process.platform !== 'win32',
