@@ -32,3 +32,6 @@ export function demoUpstreamConfig(options: DemoUpstreamOptions = {}): {
 } {
   return { name: options.name ?? 'demo', ...demoCommand(options) };
 }
+
+export { serveDemoHttp, serveDemoStdio, type DemoHttpHandle, type DemoHttpOptions } from './serve.js';
+export { createDemoServer, createDemoState, type DemoOptions, type DemoState } from './server.js';
