@@ -1,0 +1,320 @@
+import { EventEmitter } from 'node:events';
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
+  PROTOCOL_VERSION_META_KEY,
+  SERVER_INFO_META_KEY,
+  type Implementation,
+  type JSONRPCNotification,
+  type ServerCapabilities,
+} from '@modelcontextprotocol/client';
+import type { ExecuteOptions } from '../proxy/index.js';
+import type { ProgressUpdate } from '../upstream/index.js';
+import { Catalog, type CatalogOptions, type GatewayUpstream, type Route } from './catalog.js';
+import { isObject, RpcCode, RpcError } from './rpc.js';
+
+export const MODERN_VERSION = '2026-07-28';
+/** The sessionful revisions the gateway serves, newest first. */
+export const LEGACY_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26'] as const;
+
+/** What a transport knows about the request it hands to the core. */
+export interface RequestContext {
+  era: 'modern' | 'legacy';
+  /** Aborted when the client cancels or goes away. */
+  signal: AbortSignal;
+  /** Set when the client asked for progress: forwards each update to it. */
+  onProgress?: ((update: ProgressUpdate) => void) | undefined;
+  /** Only this upstream (the `/mcp/<name>` endpoint), or all of them. */
+  scope?: GatewayUpstream | undefined;
+  /** The caller's tenant: its own cache partition. */
+  tenant?: string | undefined;
+}
+
+export interface GatewayCoreOptions extends CatalogOptions {
+  serverInfo: Implementation;
+  instructions?: string | undefined;
+  /** Items per page of an aggregated list answered downstream. */
+  pageSize: number;
+}
+
+export interface CoreEvents {
+  /** An upstream's list changed: connected clients should hear it. */
+  listChanged: [kind: 'tools' | 'prompts' | 'resources', upstream: string];
+  resourceUpdated: [uri: string, upstream: string];
+  /** A log message or other notification from an upstream, for sessions that want it. */
+  upstreamNotification: [notification: JSONRPCNotification, upstream: string];
+}
+
+/** Keys of the 2026-07-28 envelope: the gateway's own business with its client, never passed upstream. */
+const ENVELOPE_KEYS = new Set([
+  PROTOCOL_VERSION_META_KEY,
+  CLIENT_INFO_META_KEY,
+  CLIENT_CAPABILITIES_META_KEY,
+  'progressToken',
+]);
+
+/**
+ * The gateway's protocol logic, independent of transport: answers each MCP method from the
+ * aggregate of the upstreams, routing calls to the upstream that owns the tool, prompt or resource
+ * through that upstream's pipeline (cache, retries, pool). HTTP and stdio inbound both drive it.
+ */
+export class GatewayCore extends EventEmitter<CoreEvents> {
+  readonly catalog: Catalog;
+  readonly #options: GatewayCoreOptions;
+  readonly #scoped = new Map<string, Catalog>();
+  readonly #unsubscribe: (() => void)[] = [];
+
+  constructor(upstreams: readonly GatewayUpstream[], options: GatewayCoreOptions) {
+    super();
+    this.#options = options;
+    this.catalog = new Catalog(upstreams, options);
+    for (const upstream of upstreams) {
+      this.#scoped.set(upstream.name, new Catalog([upstream], options));
+      this.#unsubscribe.push(
+        upstream.factory.upstream.onNotification((notification) =>
+          this.#onUpstreamNotification(upstream, notification),
+        ),
+      );
+    }
+  }
+
+  upstream(name: string): GatewayUpstream | undefined {
+    return this.#scoped.get(name)?.upstreams[0];
+  }
+
+  get serverInfo(): Implementation {
+    return this.#options.serverInfo;
+  }
+
+  /** The union of what the upstreams can do, as far as the gateway relays it. */
+  capabilities(scope?: GatewayUpstream): ServerCapabilities {
+    const upstreams = scope ? [scope] : this.catalog.upstreams;
+    const known = upstreams.map((u) => u.factory.upstream.info?.capabilities).filter((c) => c !== undefined);
+    // Before any upstream connected, promise the common surface; calls will tell the truth.
+    const any = (key: keyof ServerCapabilities) => known.length === 0 || known.some((c) => c[key] !== undefined);
+    const capabilities: ServerCapabilities = { logging: {} };
+    if (any('tools')) capabilities.tools = { listChanged: true };
+    if (any('prompts')) capabilities.prompts = { listChanged: true };
+    if (any('resources')) {
+      capabilities.resources = { listChanged: true, subscribe: known.some((c) => c.resources?.subscribe === true) };
+    }
+    if (known.some((c) => c.completions !== undefined)) capabilities.completions = {};
+    return capabilities;
+  }
+
+  initializeResult(requestedVersion: unknown, scope?: GatewayUpstream): Record<string, unknown> {
+    const version = LEGACY_VERSIONS.includes(requestedVersion as (typeof LEGACY_VERSIONS)[number])
+      ? (requestedVersion as string)
+      : LEGACY_VERSIONS[0];
+    return {
+      protocolVersion: version,
+      capabilities: this.capabilities(scope),
+      serverInfo: this.#options.serverInfo,
+      ...(this.#options.instructions ? { instructions: this.#options.instructions } : {}),
+    };
+  }
+
+  discoverResult(scope?: GatewayUpstream): Record<string, unknown> {
+    return {
+      supportedVersions: [MODERN_VERSION],
+      capabilities: this.capabilities(scope),
+      ...(this.#options.instructions ? { instructions: this.#options.instructions } : {}),
+      _meta: { [SERVER_INFO_META_KEY]: this.#options.serverInfo },
+    };
+  }
+
+  /** Connects every upstream (in parallel) so that capabilities are known before clients ask. */
+  async warmUp(): Promise<void> {
+    await Promise.allSettled(this.catalog.upstreams.map((u) => u.factory.upstream.connect()));
+  }
+
+  /** Answers one request. Throws {@link RpcError} for the client. */
+  async handle(method: string, params: Record<string, unknown> | undefined, ctx: RequestContext): Promise<unknown> {
+    const result = await this.#dispatch(method, params, ctx);
+    return ctx.era === 'modern' ? modernResult(method, result) : result;
+  }
+
+  async #dispatch(method: string, params: Record<string, unknown> | undefined, ctx: RequestContext): Promise<unknown> {
+    const catalog = ctx.scope ? this.#scoped.get(ctx.scope.name)! : this.catalog;
+    switch (method) {
+      case 'ping':
+        return {};
+      case 'server/discover':
+        return this.discoverResult(ctx.scope);
+      case 'tools/list':
+        return this.#page('tools', (await catalog.tools(ctx.signal)).items, params);
+      case 'prompts/list':
+        return this.#page('prompts', (await catalog.prompts(ctx.signal)).items, params);
+      case 'resources/list':
+        return this.#page('resources', (await catalog.resources(ctx.signal)).items, params);
+      case 'resources/templates/list':
+        return this.#page('resourceTemplates', (await catalog.templates(ctx.signal)).items, params);
+      case 'tools/call': {
+        const name = requireString(params, 'name');
+        return this.#forward(await catalog.routeTool(name, ctx.signal), method, params, ctx, 'name');
+      }
+      case 'prompts/get': {
+        const name = requireString(params, 'name');
+        return this.#forward(await catalog.routePrompt(name, ctx.signal), method, params, ctx, 'name');
+      }
+      case 'resources/read':
+      case 'resources/subscribe':
+      case 'resources/unsubscribe': {
+        const uri = requireString(params, 'uri');
+        return this.#forward(await catalog.routeResource(uri, ctx.signal), method, params, ctx, 'uri');
+      }
+      case 'completion/complete':
+        return this.#complete(catalog, params, ctx);
+      case 'logging/setLevel':
+        await Promise.allSettled(
+          catalog.upstreams.map((u) => u.factory.request(method, this.#upstreamParams(params), { signal: ctx.signal })),
+        );
+        return {};
+      default:
+        throw new RpcError(RpcCode.MethodNotFound, `Method not found: ${method}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const unsubscribe of this.#unsubscribe) unsubscribe();
+    await Promise.allSettled(this.catalog.upstreams.map((u) => u.factory.close()));
+  }
+
+  async #complete(
+    catalog: Catalog,
+    params: Record<string, unknown> | undefined,
+    ctx: RequestContext,
+  ): Promise<unknown> {
+    const ref = params?.['ref'];
+    if (!isObject(ref)) throw new RpcError(RpcCode.InvalidParams, 'completion/complete needs params.ref');
+    if (ref['type'] === 'ref/prompt' && typeof ref['name'] === 'string') {
+      const route = await catalog.routePrompt(ref['name'], ctx.signal);
+      return this.#forward(route, 'completion/complete', { ...params, ref: { ...ref, name: route.name } }, ctx);
+    }
+    if (ref['type'] === 'ref/resource' && typeof ref['uri'] === 'string') {
+      const route = await catalog.routeResource(ref['uri'], ctx.signal);
+      return this.#forward(route, 'completion/complete', params, ctx);
+    }
+    throw new RpcError(RpcCode.InvalidParams, 'completion/complete: ref must be ref/prompt or ref/resource');
+  }
+
+  #forward(
+    route: Route,
+    method: string,
+    params: Record<string, unknown> | undefined,
+    ctx: RequestContext,
+    renameKey?: 'name' | 'uri',
+  ): Promise<unknown> {
+    const upstreamParams = this.#upstreamParams(params);
+    if (renameKey && upstreamParams) upstreamParams[renameKey] = route.name;
+    const options: ExecuteOptions = { signal: ctx.signal, onProgress: ctx.onProgress };
+    return route.upstream.factory.request(method, upstreamParams, options);
+  }
+
+  /** The params sent upstream: the client's, without the gateway's own envelope entries in `_meta`. */
+  #upstreamParams(params: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+    if (params === undefined) return undefined;
+    const copy: Record<string, unknown> = {};
+    for (const key in params) {
+      const value = params[key];
+      if (value === undefined) continue;
+      if (key === '_meta' && isObject(value)) {
+        const meta: Record<string, unknown> = {};
+        let kept = 0;
+        for (const metaKey in value) {
+          if (ENVELOPE_KEYS.has(metaKey)) continue;
+          meta[metaKey] = value[metaKey];
+          kept++;
+        }
+        if (kept > 0) copy['_meta'] = meta;
+        continue;
+      }
+      copy[key] = value;
+    }
+    return copy;
+  }
+
+  #page(key: string, items: readonly unknown[], params: Record<string, unknown> | undefined) {
+    const size = this.#options.pageSize;
+    let offset = 0;
+    const cursor = params?.['cursor'];
+    if (cursor !== undefined) {
+      offset = typeof cursor === 'string' ? decodeCursor(cursor) : -1;
+      if (offset < 0 || offset > items.length) throw new RpcError(RpcCode.InvalidParams, 'Invalid cursor');
+    }
+    const result: Record<string, unknown> = { [key]: items.slice(offset, offset + size) };
+    if (offset + size < items.length) result['nextCursor'] = encodeCursor(offset + size);
+    return result;
+  }
+
+  #onUpstreamNotification(upstream: GatewayUpstream, notification: JSONRPCNotification): void {
+    switch (notification.method) {
+      case 'notifications/tools/list_changed':
+        this.#invalidate(upstream, 'tools');
+        return;
+      case 'notifications/prompts/list_changed':
+        this.#invalidate(upstream, 'prompts');
+        return;
+      case 'notifications/resources/list_changed':
+        this.#invalidate(upstream, 'resources');
+        return;
+      case 'notifications/resources/updated': {
+        const uri = notification.params?.['uri'];
+        if (typeof uri === 'string') this.emit('resourceUpdated', uri, upstream.name);
+        return;
+      }
+      default:
+        this.emit('upstreamNotification', notification, upstream.name);
+    }
+  }
+
+  #invalidate(upstream: GatewayUpstream, kind: 'tools' | 'prompts' | 'resources'): void {
+    this.catalog.invalidate(upstream.name, kind);
+    this.#scoped.get(upstream.name)?.invalidate(upstream.name, kind);
+    this.emit('listChanged', kind, upstream.name);
+  }
+}
+
+/** Methods whose 2026-07-28 results must carry a cache hint (`ttlMs`, `cacheScope`). */
+const HINTED_METHODS = new Set([
+  'server/discover',
+  'tools/list',
+  'prompts/list',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+]);
+
+/**
+ * A result as a 2026-07-28 client must see it: `resultType`, and on the hinted methods a cache hint.
+ * Where the upstream gave no hint (a 2025 upstream, or an aggregate) the answer is the cautious one,
+ * "do not cache" (`ttlMs: 0`, `private`): the gateway caches and invalidates on the client's behalf.
+ */
+function modernResult(method: string, result: unknown): unknown {
+  if (!isObject(result)) return result;
+  const needsHint =
+    HINTED_METHODS.has(method) && (typeof result['ttlMs'] !== 'number' || result['cacheScope'] === undefined);
+  if (result['resultType'] !== undefined && !needsHint) return result;
+  const out: Record<string, unknown> = { ...result };
+  out['resultType'] ??= 'complete';
+  if (needsHint) {
+    out['ttlMs'] = typeof result['ttlMs'] === 'number' ? result['ttlMs'] : 0;
+    out['cacheScope'] = result['cacheScope'] === 'public' ? 'public' : 'private';
+  }
+  return out;
+}
+
+function requireString(params: Record<string, unknown> | undefined, key: string): string {
+  const value = params?.[key];
+  if (typeof value !== 'string') throw new RpcError(RpcCode.InvalidParams, `params.${key} must be a string`);
+  return value;
+}
+
+function encodeCursor(offset: number): string {
+  return Buffer.from(`o:${offset}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const match = /^o:(\d{1,9})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  return match ? Number(match[1]) : -1;
+}

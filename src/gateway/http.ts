@@ -1,0 +1,540 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SUBSCRIPTION_ID_META_KEY, classifyInboundRequest } from '@modelcontextprotocol/server';
+import type { ProgressUpdate } from '../upstream/index.js';
+import type { GatewayUpstream } from './catalog.js';
+import { MODERN_VERSION, type GatewayCore, type RequestContext } from './core.js';
+import {
+  errorResponse,
+  isObject,
+  notificationMessage,
+  resultResponse,
+  RpcCode,
+  RpcError,
+  toRpcError,
+  type JsonRpcId,
+} from './rpc.js';
+
+export interface HttpInboundOptions {
+  /** Largest request body accepted, in bytes. */
+  maxBodyBytes: number;
+  /** Origins allowed in addition to the loopback ones (`http://localhost:*` and friends). */
+  allowedOrigins: readonly string[];
+  /** Whether the server listens on a loopback address only: then the Host header must be loopback too. */
+  loopbackOnly: boolean;
+  /** A legacy session unused this long is dropped, in ms. */
+  sessionIdleMs: number;
+  /** SSE keep-alive comment interval, in ms. */
+  keepAliveMs: number;
+}
+
+interface LegacySession {
+  readonly id: string;
+  readonly version: string;
+  readonly scope: GatewayUpstream | undefined;
+  /** Open GET streams: where server-initiated notifications go. */
+  readonly streams: Set<ServerResponse>;
+  readonly subscriptions: Set<string>;
+  /** In-flight requests by the client's id, so `notifications/cancelled` can abort them. */
+  readonly inFlight: Map<JsonRpcId, AbortController>;
+  lastSeen: number;
+}
+
+interface ListenStream {
+  readonly id: JsonRpcId;
+  readonly res: ServerResponse;
+  readonly scope: GatewayUpstream | undefined;
+  readonly filter: {
+    toolsListChanged: boolean;
+    promptsListChanged: boolean;
+    resourcesListChanged: boolean;
+    resourceSubscriptions: Set<string>;
+  };
+}
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  connection: 'keep-alive',
+};
+const JSON_HEADERS = { 'content-type': 'application/json' };
+const LIST_CHANGED_FLAG = {
+  tools: 'toolsListChanged',
+  prompts: 'promptsListChanged',
+  resources: 'resourcesListChanged',
+} as const;
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/**
+ * Streamable HTTP inbound for both revisions. A request is classified by the SDK's own inbound
+ * ladder (so header/body mismatches are refused exactly as the SDK server refuses them), then:
+ * 2026-07-28 requests are answered statelessly; 2025 requests belong to a session opened by
+ * `initialize`, with its GET stream for notifications and DELETE to end it. Answers are JSON, or
+ * SSE when the client asked for progress so that progress can stream before the result.
+ */
+export class HttpInbound {
+  readonly #core: GatewayCore;
+  readonly #options: HttpInboundOptions;
+  readonly #sessions = new Map<string, LegacySession>();
+  readonly #listeners = new Set<ListenStream>();
+  readonly #sweeper: NodeJS.Timeout;
+  readonly #keepAlive: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(core: GatewayCore, options: HttpInboundOptions) {
+    this.#core = core;
+    this.#options = options;
+    core.on('listChanged', (kind, upstream) => this.#onListChanged(kind, upstream));
+    core.on('resourceUpdated', (uri, upstream) => this.#onResourceUpdated(uri, upstream));
+    this.#sweeper = setInterval(() => this.#sweep(), Math.min(options.sessionIdleMs, 60_000));
+    this.#sweeper.unref();
+    this.#keepAlive = setInterval(() => this.#ping(), options.keepAliveMs);
+    this.#keepAlive.unref();
+  }
+
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Serves `/mcp` (scope undefined: every upstream) or `/mcp/<name>` (one upstream). */
+  handle(req: IncomingMessage, res: ServerResponse, scope: GatewayUpstream | undefined): void {
+    const refusal = this.#checkOrigin(req);
+    if (refusal) {
+      writeError(res, 403, null, new RpcError(RpcCode.InvalidRequest, refusal));
+      return;
+    }
+    switch (req.method) {
+      case 'POST':
+        this.#post(req, res, scope).catch((error: unknown) => {
+          if (!res.headersSent) writeError(res, 500, null, toRpcError(error));
+          else res.end();
+        });
+        return;
+      case 'GET':
+        this.#get(req, res);
+        return;
+      case 'DELETE':
+        this.#delete(req, res);
+        return;
+      default:
+        res.setHeader('allow', 'GET, POST, DELETE');
+        writeError(res, 405, null, new RpcError(RpcCode.InvalidRequest, `Method not allowed: ${req.method}`));
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    clearInterval(this.#keepAlive);
+    for (const session of this.#sessions.values()) this.#endSession(session);
+    for (const listener of this.#listeners) listener.res.end();
+    this.#listeners.clear();
+  }
+
+  async #post(req: IncomingMessage, res: ServerResponse, scope: GatewayUpstream | undefined): Promise<void> {
+    const contentType = req.headers['content-type'] ?? '';
+    if (!contentType.toLowerCase().includes('application/json')) {
+      req.resume();
+      writeError(
+        res,
+        415,
+        null,
+        new RpcError(RpcCode.InvalidRequest, 'Unsupported Media Type: Content-Type must be application/json'),
+      );
+      return;
+    }
+    const body = await readBody(req, this.#options.maxBodyBytes);
+    if (body === undefined) {
+      writeError(
+        res,
+        413,
+        null,
+        new RpcError(RpcCode.InvalidRequest, `Request body larger than ${this.#options.maxBodyBytes} bytes`),
+      );
+      return;
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse(body);
+    } catch {
+      writeError(res, 400, null, new RpcError(RpcCode.ParseError, 'Parse error: the body is not valid JSON'));
+      return;
+    }
+    if (Array.isArray(message)) {
+      writeError(
+        res,
+        400,
+        null,
+        new RpcError(RpcCode.InvalidRequest, 'JSON-RPC batches are not supported (removed in 2025-06-18)'),
+      );
+      return;
+    }
+    const outcome = classifyInboundRequest({
+      httpMethod: 'POST',
+      ...headerField('protocolVersionHeader', req.headers['mcp-protocol-version']),
+      ...headerField('mcpMethodHeader', req.headers['mcp-method']),
+      ...headerField('mcpNameHeader', req.headers['mcp-name']),
+      body: message,
+    });
+    if (outcome.kind === 'reject') {
+      const id =
+        isObject(message) && (typeof message['id'] === 'string' || typeof message['id'] === 'number')
+          ? message['id']
+          : null;
+      writeError(res, outcome.httpStatus, id, new RpcError(outcome.code, outcome.message, outcome.data));
+      return;
+    }
+    if (!isObject(message)) {
+      writeError(res, 400, null, new RpcError(RpcCode.InvalidRequest, 'Invalid Request: expected a JSON-RPC object'));
+      return;
+    }
+    if (outcome.kind === 'modern') {
+      await this.#modern(req, res, message, scope);
+    } else {
+      await this.#legacy(req, res, message, scope);
+    }
+  }
+
+  async #modern(
+    req: IncomingMessage,
+    res: ServerResponse,
+    message: Record<string, unknown>,
+    scope: GatewayUpstream | undefined,
+  ) {
+    const method = message['method'] as string;
+    if (message['id'] === undefined) {
+      // Notifications of the stateless revision carry nothing the gateway must act on.
+      res.writeHead(202).end();
+      return;
+    }
+    const id = message['id'] as JsonRpcId;
+    const params = isObject(message['params']) ? message['params'] : undefined;
+    if (method === 'subscriptions/listen') {
+      this.#listen(req, res, id, params, scope);
+      return;
+    }
+    await this.#answer(req, res, id, method, params, { era: 'modern', scope }, undefined);
+  }
+
+  async #legacy(
+    req: IncomingMessage,
+    res: ServerResponse,
+    message: Record<string, unknown>,
+    scope: GatewayUpstream | undefined,
+  ) {
+    const method = message['method'];
+    if (method === 'initialize') {
+      const params = isObject(message['params']) ? message['params'] : {};
+      const result = this.#core.initializeResult(params['protocolVersion'], scope);
+      const session: LegacySession = {
+        id: randomUUID(),
+        version: result['protocolVersion'] as string,
+        scope,
+        streams: new Set(),
+        subscriptions: new Set(),
+        inFlight: new Map(),
+        lastSeen: Date.now(),
+      };
+      this.#sessions.set(session.id, session);
+      res.writeHead(200, { ...JSON_HEADERS, 'mcp-session-id': session.id });
+      res.end(resultResponse(message['id'] as JsonRpcId, result));
+      return;
+    }
+    const session = this.#session(req, res);
+    if (!session) return;
+    if (typeof method !== 'string') {
+      // A response to a server-to-client request; the gateway sends none of those on this path yet.
+      res.writeHead(202).end();
+      return;
+    }
+    if (message['id'] === undefined) {
+      this.#legacyNotification(session, method, message['params']);
+      res.writeHead(202).end();
+      return;
+    }
+    const id = message['id'] as JsonRpcId;
+    const params = isObject(message['params']) ? message['params'] : undefined;
+    if (method === 'resources/subscribe' && typeof params?.['uri'] === 'string')
+      session.subscriptions.add(params['uri']);
+    if (method === 'resources/unsubscribe' && typeof params?.['uri'] === 'string')
+      session.subscriptions.delete(params['uri']);
+    await this.#answer(req, res, id, method, params, { era: 'legacy', scope: session.scope }, session);
+  }
+
+  /** Runs one request through the core and writes its answer: JSON, or SSE when progress may stream. */
+  async #answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: JsonRpcId,
+    method: string,
+    params: Record<string, unknown> | undefined,
+    base: Pick<RequestContext, 'era' | 'scope'>,
+    session: LegacySession | undefined,
+  ): Promise<void> {
+    const controller = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) controller.abort();
+    };
+    res.once('close', onClose);
+    session?.inFlight.set(id, controller);
+    const meta = params?.['_meta'];
+    const progressToken = isObject(meta) ? meta['progressToken'] : undefined;
+    const streams = progressToken !== undefined && acceptsEventStream(req);
+    const ctx: RequestContext = { ...base, signal: controller.signal };
+    if (streams) {
+      ctx.onProgress = (update: ProgressUpdate) => {
+        if (!res.headersSent) res.writeHead(200, SSE_HEADERS);
+        writeEvent(res, notificationMessage('notifications/progress', { progressToken, ...definedOnly(update) }));
+      };
+    }
+    let payload: string;
+    try {
+      payload = resultResponse(id, await this.#core.handle(method, params, ctx));
+    } catch (error) {
+      const rpcError = toRpcError(error);
+      if (!res.headersSent && !streams) {
+        res.writeHead(200, JSON_HEADERS).end(errorResponse(id, rpcError));
+        return;
+      }
+      payload = errorResponse(id, rpcError);
+    } finally {
+      session?.inFlight.delete(id);
+      res.off('close', onClose);
+    }
+    if (res.destroyed) return;
+    if (res.headersSent) {
+      writeEvent(res, payload);
+      res.end();
+    } else {
+      res.writeHead(200, JSON_HEADERS).end(payload);
+    }
+  }
+
+  #legacyNotification(session: LegacySession, method: string, params: unknown): void {
+    if (method === 'notifications/cancelled' && isObject(params)) {
+      const requestId = params['requestId'];
+      if (typeof requestId === 'string' || typeof requestId === 'number') session.inFlight.get(requestId)?.abort();
+    }
+  }
+
+  #listen(
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: JsonRpcId,
+    params: Record<string, unknown> | undefined,
+    scope: GatewayUpstream | undefined,
+  ) {
+    const requested = isObject(params?.['notifications']) ? params['notifications'] : {};
+    const subscriptions = Array.isArray(requested['resourceSubscriptions'])
+      ? requested['resourceSubscriptions'].filter((uri): uri is string => typeof uri === 'string')
+      : [];
+    const capabilities = this.#core.capabilities(scope);
+    const filter = {
+      toolsListChanged: requested['toolsListChanged'] === true && capabilities.tools !== undefined,
+      promptsListChanged: requested['promptsListChanged'] === true && capabilities.prompts !== undefined,
+      resourcesListChanged: requested['resourcesListChanged'] === true && capabilities.resources !== undefined,
+      resourceSubscriptions: new Set(capabilities.resources ? subscriptions : []),
+    };
+    const stream: ListenStream = { id, res, scope, filter };
+    res.writeHead(200, SSE_HEADERS);
+    const acknowledged: Record<string, unknown> = {};
+    if (filter.toolsListChanged) acknowledged['toolsListChanged'] = true;
+    if (filter.promptsListChanged) acknowledged['promptsListChanged'] = true;
+    if (filter.resourcesListChanged) acknowledged['resourcesListChanged'] = true;
+    if (filter.resourceSubscriptions.size > 0)
+      acknowledged['resourceSubscriptions'] = [...filter.resourceSubscriptions];
+    writeEvent(
+      res,
+      notificationMessage('notifications/subscriptions/acknowledged', {
+        notifications: acknowledged,
+        _meta: { [SUBSCRIPTION_ID_META_KEY]: id },
+      }),
+    );
+    this.#listeners.add(stream);
+    res.once('close', () => this.#listeners.delete(stream));
+    req.once('close', () => this.#listeners.delete(stream));
+  }
+
+  #get(req: IncomingMessage, res: ServerResponse): void {
+    if (req.headers['mcp-session-id'] === undefined) {
+      res.setHeader('allow', 'POST');
+      writeError(
+        res,
+        405,
+        null,
+        new RpcError(RpcCode.InvalidRequest, 'Method not allowed: GET needs a 2025 session (Mcp-Session-Id)'),
+      );
+      return;
+    }
+    const session = this.#session(req, res);
+    if (!session) return;
+    res.writeHead(200, SSE_HEADERS);
+    res.write(': stream open\n\n');
+    session.streams.add(res);
+    res.once('close', () => session.streams.delete(res));
+  }
+
+  #delete(req: IncomingMessage, res: ServerResponse): void {
+    const session = this.#session(req, res);
+    if (!session) return;
+    this.#endSession(session);
+    res.writeHead(200).end();
+  }
+
+  /** The request's legacy session; answers 400 (missing) or 404 (unknown) itself when there is none. */
+  #session(req: IncomingMessage, res: ServerResponse): LegacySession | undefined {
+    const id = req.headers['mcp-session-id'];
+    if (typeof id !== 'string') {
+      writeError(
+        res,
+        400,
+        null,
+        new RpcError(RpcCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required'),
+      );
+      return undefined;
+    }
+    const session = this.#sessions.get(id);
+    if (!session) {
+      writeError(res, 404, null, new RpcError(-32001, 'Session not found'));
+      return undefined;
+    }
+    session.lastSeen = Date.now();
+    return session;
+  }
+
+  #endSession(session: LegacySession): void {
+    this.#sessions.delete(session.id);
+    for (const controller of session.inFlight.values()) controller.abort();
+    for (const stream of session.streams) stream.end();
+  }
+
+  #onListChanged(kind: 'tools' | 'prompts' | 'resources', upstream: string): void {
+    if (this.#closed) return;
+    const method = `notifications/${kind}/list_changed`;
+    const message = notificationMessage(method);
+    for (const session of this.#sessions.values()) {
+      if (session.scope && session.scope.name !== upstream) continue;
+      for (const stream of session.streams) writeEvent(stream, message);
+    }
+    const flag = LIST_CHANGED_FLAG[kind];
+    for (const listener of this.#listeners) {
+      if (!listener.filter[flag] || (listener.scope && listener.scope.name !== upstream)) continue;
+      writeEvent(listener.res, notificationMessage(method, { _meta: { [SUBSCRIPTION_ID_META_KEY]: listener.id } }));
+    }
+  }
+
+  #onResourceUpdated(uri: string, upstream: string): void {
+    if (this.#closed) return;
+    const message = notificationMessage('notifications/resources/updated', { uri });
+    for (const session of this.#sessions.values()) {
+      if (!session.subscriptions.has(uri) || (session.scope && session.scope.name !== upstream)) continue;
+      for (const stream of session.streams) writeEvent(stream, message);
+    }
+    for (const listener of this.#listeners) {
+      if (!listener.filter.resourceSubscriptions.has(uri)) continue;
+      writeEvent(
+        listener.res,
+        notificationMessage('notifications/resources/updated', {
+          uri,
+          _meta: { [SUBSCRIPTION_ID_META_KEY]: listener.id },
+        }),
+      );
+    }
+  }
+
+  #sweep(): void {
+    const cutoff = Date.now() - this.#options.sessionIdleMs;
+    for (const session of this.#sessions.values()) {
+      if (session.lastSeen < cutoff && session.streams.size === 0 && session.inFlight.size === 0)
+        this.#endSession(session);
+    }
+  }
+
+  #ping(): void {
+    for (const session of this.#sessions.values())
+      for (const stream of session.streams) stream.write(': keep-alive\n\n');
+    for (const listener of this.#listeners) listener.res.write(': keep-alive\n\n');
+  }
+
+  /** DNS rebinding defence: a browser's Origin must be allowed, and on loopback the Host must be loopback. */
+  #checkOrigin(req: IncomingMessage): string | undefined {
+    if (this.#options.loopbackOnly) {
+      const host = hostname(req.headers.host);
+      if (host !== undefined && !LOOPBACK_HOSTS.has(host))
+        return `Forbidden: Host '${req.headers.host}' is not a loopback host`;
+    }
+    const origin = req.headers.origin;
+    if (origin === undefined || origin === 'null') return origin === 'null' ? 'Forbidden: Origin null' : undefined;
+    if (this.#options.allowedOrigins.includes(origin)) return undefined;
+    try {
+      if (LOOPBACK_HOSTS.has(new URL(origin).hostname)) return undefined;
+    } catch {
+      // fall through: an unparsable origin is not allowed
+    }
+    return `Forbidden: Origin '${origin}' is not allowed; add it to server.allowed_origins`;
+  }
+}
+
+function hostname(host: string | undefined): string | undefined {
+  if (host === undefined) return undefined;
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
+  const colon = host.lastIndexOf(':');
+  return (colon === -1 ? host : host.slice(0, colon)).toLowerCase();
+}
+
+function headerField<K extends string>(key: K, value: string | string[] | undefined): Partial<Record<K, string>> {
+  const single = Array.isArray(value) ? value[0] : value;
+  return single === undefined ? {} : ({ [key]: single } as Record<K, string>);
+}
+
+function acceptsEventStream(req: IncomingMessage): boolean {
+  const accept = req.headers.accept;
+  return accept === undefined || accept.includes('text/event-stream') || accept.includes('*/*');
+}
+
+function definedOnly(update: ProgressUpdate): Record<string, unknown> {
+  const out: Record<string, unknown> = { progress: update.progress };
+  if (update.total !== undefined) out['total'] = update.total;
+  if (update.message !== undefined) out['message'] = update.message;
+  return out;
+}
+
+function writeEvent(res: ServerResponse, data: string): void {
+  if (!res.writableEnded && !res.destroyed) res.write(`event: message\ndata: ${data}\n\n`);
+}
+
+export function writeError(res: ServerResponse, status: number, id: JsonRpcId, error: RpcError): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res.writeHead(status, JSON_HEADERS).end(errorResponse(id, error));
+}
+
+/** Reads a body up to `limit` bytes; `undefined` (and the rest drained) when it is larger. */
+export function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (chunk: Buffer) => {
+      if (tooLarge) return;
+      size += chunk.length;
+      if (size > limit) {
+        tooLarge = true;
+        chunks.length = 0;
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(tooLarge ? undefined : Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+  });
+}
+
+export { MODERN_VERSION };
