@@ -175,6 +175,13 @@ void describe('defaults', () => {
       enableCaching: true,
       protocol: 'auto',
       maxResponseBytes: 67_108_864,
+      cacheMaxBytes: 67_108_864,
+      staleTtlMs: 0,
+      trustAnnotations: false,
+      cache: {
+        ttlMs: { tools: 300_000, resources: 300_000, prompts: 600_000, metadata: 900_000 },
+        tools: [],
+      },
     });
   });
 

@@ -154,6 +154,113 @@ export const UPSTREAM_DEFAULTS = Object.freeze({
   enableCaching: true,
   protocol: AUTO,
   maxResponseBytes: 64 * 1024 * 1024,
+  cacheMaxBytes: 64 * 1024 * 1024,
+  staleTtl: 0,
+  trustAnnotations: false,
+});
+
+/**
+ * The seed's TTLs per cache category, in seconds (tools 5 min, resources 5 min, prompts 10 min,
+ * metadata 15 min). They apply when neither `cache.ttl.<category>` nor `cache_ttl` is set.
+ */
+export const CACHE_CATEGORY_TTL_DEFAULTS = Object.freeze({ tools: 300, resources: 300, prompts: 600, metadata: 900 });
+
+/** The cache categories: `tools/call`, `resources/read`, `prompts/get`, and the four list methods. */
+export const CACHE_CATEGORIES = ['tools', 'resources', 'prompts', 'metadata'] as const;
+export type CacheCategoryName = (typeof CACHE_CATEGORIES)[number];
+
+const REDIS_URL_EXPECTATION = 'expected a redis:// or rediss:// URL';
+const redisUrlSchema = z
+  .string({ error: REDIS_URL_EXPECTATION })
+  .refine(
+    (value) => {
+      if (!URL.canParse(value)) return false;
+      const { protocol } = new URL(value);
+      return protocol === 'redis:' || protocol === 'rediss:';
+    },
+    { error: REDIS_URL_EXPECTATION },
+  )
+  .meta({ format: 'uri', pattern: '^[Rr][Ee][Dd][Ii][Ss][Ss]?://' });
+
+const TOOL_RULE_EXPECTATION = 'expected a tool name or glob (non-empty string), or { name, ttl }';
+const cacheToolRuleSchema = z.union(
+  [
+    z.string().min(1),
+    z.strictObject({
+      name: nonEmptyString('a tool name or glob (non-empty string)').meta({
+        description: 'A tool name, or a glob: * matches any run of characters, ? one character.',
+      }),
+      ttl: field(duration(), {
+        description: "How long this tool's results stay fresh. Default: cache.ttl.tools.",
+        unit: 's, or ms/s/m/h',
+      }),
+    }),
+  ],
+  { error: TOOL_RULE_EXPECTATION },
+);
+
+/**
+ * The nested `cache` section. Its keys are single words, so the file and TypeScript spell them
+ * the same.
+ */
+export const cacheSectionShape = {
+  tools: field(
+    z.union([z.literal('*'), z.array(cacheToolRuleSchema, { error: 'expected "*" or a list of tool rules' })], {
+      error: 'expected "*" or a list of tool names, globs or { name, ttl }',
+    }),
+    {
+      description:
+        'Tools whose results may be cached: a list of names or globs (* any run of characters, ? one), each optionally { name, ttl }. "*" caches every tool, as the seed did, and warns naming the tools not annotated read-only. Other tools are never answered from cache, unless trust_annotations is on and the upstream marks them readOnlyHint.',
+      default: [],
+    },
+  ),
+  ttl: field(
+    z.strictObject(
+      {
+        tools: field(duration(), { description: 'tools/call results.', unit: 's, or ms/s/m/h' }),
+        resources: field(duration(), { description: 'resources/read results.', unit: 's, or ms/s/m/h' }),
+        prompts: field(duration(), { description: 'prompts/get results.', unit: 's, or ms/s/m/h' }),
+        metadata: field(duration(), {
+          description: 'tools/list, resources/list, resources/templates/list and prompts/list.',
+          unit: 's, or ms/s/m/h',
+        }),
+      },
+      { error: 'expected a map of category (tools, resources, prompts, metadata) to duration' },
+    ),
+    {
+      description:
+        "TTL per category, overriding cache_ttl: tools (tools/call), resources (resources/read), prompts (prompts/get), metadata (the four lists). Defaults: cache_ttl when set, else the seed's 300, 300, 600 and 900 s. A server's ttlMs hint can only shorten them.",
+    },
+  ),
+  redis: field(
+    z.strictObject(
+      {
+        url: redisUrlSchema.meta({
+          format: 'uri',
+          pattern: '^[Rr][Ee][Dd][Ii][Ss][Ss]?://',
+          description: 'redis:// or rediss:// URL of the Redis shared by every process of this deployment.',
+        }),
+        prefix: field(nonEmptyString('a key prefix (non-empty string)'), {
+          description: 'Prefix of every key and channel the cache uses in Redis.',
+          default: 'mcp-relay:cache:',
+        }),
+        timeout: field(duration({ minMs: 1, maxMs: MAX_TIMER_MS }), {
+          description: 'Longest wait for one Redis command before the call goes on without it.',
+          default: 0.25,
+          unit: 's, or ms/s/m/h',
+        }),
+      },
+      { error: 'expected a map with url (and optionally prefix, timeout)' },
+    ),
+    {
+      description:
+        'The shared second tier: reads go memory → Redis → upstream, writes go through with the TTL, invalidations reach every process over Redis pub/sub. Entries the server marks private never leave the process. When Redis is unreachable calls go on with memory alone, one warning is logged, and it reconnects with backoff.',
+    },
+  ),
+};
+
+const cacheSectionSchema = z.strictObject(cacheSectionShape, {
+  error: 'expected a map of cache settings (tools, ttl, redis)',
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -253,7 +360,8 @@ export const upstreamShape = {
   }),
   /** How long a cached response stays fresh, unless the server's `ttlMs` hint is shorter. Default 300 s. */
   cacheTtl: field(duration(), {
-    description: "How long a cached response stays fresh, unless the server's ttlMs hint is shorter.",
+    description:
+      "How long a cached response stays fresh, for every category that cache.ttl does not set. When unset, the seed's per-category TTLs apply (tools 300 s, resources 300 s, prompts 600 s, metadata 900 s). A server's ttlMs hint can only shorten it.",
     default: UPSTREAM_DEFAULTS.cacheTtl,
     unit: 's, or ms/s/m/h',
   }),
@@ -262,6 +370,31 @@ export const upstreamShape = {
     description:
       'Whether responses from this upstream are cached at all (lists, resource reads, prompts, and tool calls known to be safe).',
     default: UPSTREAM_DEFAULTS.enableCaching,
+  }),
+  /** Most bytes of cached responses kept in memory (estimated JSON size). Default 64 MiB. */
+  cacheMaxBytes: field(intField(0), {
+    description:
+      'Most bytes of cached responses kept in memory, by their JSON size; the least recently used entries go first. 0 keeps none.',
+    default: UPSTREAM_DEFAULTS.cacheMaxBytes,
+    unit: 'bytes',
+  }),
+  /** Serve an expired entry this much longer while one background call refreshes it. Default 0 (off). */
+  staleTtl: field(duration(), {
+    description:
+      "Stale-while-revalidate: for this long after an entry expires it is still served while one background call refreshes it. 0 turns it off. Never applies past a server's ttlMs hint.",
+    default: UPSTREAM_DEFAULTS.staleTtl,
+    unit: 's, or ms/s/m/h',
+  }),
+  /** Cache the tools this upstream annotates `readOnlyHint: true`. Default false. */
+  trustAnnotations: field(z.boolean({ error: 'expected true or false' }), {
+    description:
+      "Trust this upstream's tool annotations: its tools marked readOnlyHint: true are cached like those listed in cache.tools. Only for servers you trust to say so truthfully.",
+    default: UPSTREAM_DEFAULTS.trustAnnotations,
+  }),
+  /** Tool rules, TTLs per category and the Redis tier. */
+  cache: field(cacheSectionSchema, {
+    description:
+      'Cache settings: tools (which tool calls may be cached: names, globs, { name, ttl }, or "*"), ttl (per category: tools, resources, prompts, metadata), redis ({ url, prefix, timeout }: the shared tier). Set it under defaults to apply it to every upstream; an upstream\'s own keys win.',
   }),
   /** Extra HTTP headers on every request (HTTP only). Names are kept exactly as written. */
   headers: field(z.record(headerNameSchema, headerValueSchema, { error: 'expected a map of header name to value' }), {
@@ -516,11 +649,30 @@ export interface ResolvedUpstreamConfig {
   readonly protocol: UpstreamProtocol;
   readonly maxResponseBytes: number;
   readonly tenant?: string;
+  /** Bytes. */
+  readonly cacheMaxBytes: number;
+  readonly staleTtlMs: number;
+  readonly trustAnnotations: boolean;
+  readonly cache: ResolvedCacheConfig;
+}
+
+/** A `cache.tools` entry, resolved. */
+export interface ResolvedToolCacheRule {
+  readonly name: string;
+  readonly ttlMs?: number;
+}
+
+export interface ResolvedCacheConfig {
+  /** Fresh lifetime per category, in ms. */
+  readonly ttlMs: Readonly<Record<CacheCategoryName, number>>;
+  /** `'*'` or the tool rules (empty: no tool is cached unless annotations are trusted). */
+  readonly tools: '*' | readonly ResolvedToolCacheRule[];
+  readonly redis?: { readonly url: string; readonly prefix: string; readonly timeoutMs: number };
 }
 
 /** The defaults in their validated form (durations in ms), parsed once from {@link UPSTREAM_DEFAULTS}. */
 const RESOLVED_DEFAULTS = z
-  .strictObject(omit(upstreamShape, 'name', 'serverUrl', 'command', 'cwd', 'authToken', 'tenant'))
+  .strictObject(omit(upstreamShape, 'name', 'serverUrl', 'command', 'cwd', 'authToken', 'tenant', 'cache'))
   .required()
   .parse(UPSTREAM_DEFAULTS);
 
@@ -580,8 +732,47 @@ export function resolveUpstream(fields: UpstreamFields, name?: string, baseDir?:
     protocol: fields.protocol ?? d.protocol,
     maxResponseBytes: fields.maxResponseBytes ?? d.maxResponseBytes,
     ...(fields.tenant === undefined ? {} : { tenant: fields.tenant }),
+    cacheMaxBytes: fields.cacheMaxBytes ?? d.cacheMaxBytes,
+    staleTtlMs: fields.staleTtl ?? d.staleTtl,
+    trustAnnotations: fields.trustAnnotations ?? d.trustAnnotations,
+    cache: resolveCacheSection(fields.cache, fields.cacheTtl),
   };
   return deepFreeze(resolved);
+}
+
+const DEFAULT_REDIS_PREFIX = 'mcp-relay:cache:';
+const DEFAULT_REDIS_TIMEOUT_MS = 250;
+
+function resolveCacheSection(section: UpstreamFields['cache'], cacheTtlMs: number | undefined): ResolvedCacheConfig {
+  const ttl = section?.ttl;
+  const ttlMs = Object.fromEntries(
+    CACHE_CATEGORIES.map((category) => [
+      category,
+      ttl?.[category] ?? cacheTtlMs ?? CACHE_CATEGORY_TTL_DEFAULTS[category] * 1000,
+    ]),
+  ) as Record<CacheCategoryName, number>;
+  const tools =
+    section?.tools === undefined || section.tools === '*'
+      ? (section?.tools ?? [])
+      : section.tools.map((rule) =>
+          typeof rule === 'string'
+            ? { name: rule }
+            : { name: rule.name, ...(rule.ttl === undefined ? {} : { ttlMs: rule.ttl }) },
+        );
+  const redis = section?.redis;
+  return {
+    ttlMs,
+    tools,
+    ...(redis === undefined
+      ? {}
+      : {
+          redis: {
+            url: redis.url,
+            prefix: redis.prefix ?? DEFAULT_REDIS_PREFIX,
+            timeoutMs: redis.timeout ?? DEFAULT_REDIS_TIMEOUT_MS,
+          },
+        }),
+  };
 }
 
 /**
@@ -799,6 +990,14 @@ export function applyUpstreamDefaults(defaults: UpstreamFields, fields: Upstream
       merged.headers = { ...Object.fromEntries(inherited), ...fields.headers };
     } else if (key === 'env' && fields.env !== undefined) {
       merged.env = { ...defaults.env, ...fields.env };
+    } else if (key === 'cache' && fields.cache !== undefined) {
+      const base = defaults.cache ?? {};
+      const own = fields.cache;
+      merged.cache = {
+        ...base,
+        ...own,
+        ...(base.ttl !== undefined && own.ttl !== undefined ? { ttl: { ...base.ttl, ...own.ttl } } : {}),
+      };
     } else if (merged[key] === undefined) {
       merged[key] = value;
     }
