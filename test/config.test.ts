@@ -820,7 +820,7 @@ void describe('config CLI', () => {
     const result = await cli('config', 'schema');
     assert.equal(result.code, 0, result.stderr);
     const schema = JSON.parse(result.stdout) as { properties: Record<string, unknown> };
-    assert.deepEqual(Object.keys(schema.properties), ['$schema', 'defaults', 'upstreams', 'mcpServers']);
+    assert.deepEqual(Object.keys(schema.properties), ['$schema', 'defaults', 'upstreams', 'server', 'mcpServers']);
   });
 
   void test("output goes through the program's configureOutput writers", async () => {
@@ -829,5 +829,42 @@ void describe('config CLI', () => {
     registerConfigCommands(program);
     await program.parseAsync(['config', 'schema'], { from: 'user' });
     assert.deepEqual(JSON.parse(out), relayConfigJsonSchema());
+  });
+});
+
+describe('server section', () => {
+  test('defaults: 127.0.0.1:8080, 4 MiB bodies, names prefixed on collision', () => {
+    const config = parseConfigText('upstreams:\n  a:\n    server_url: http://127.0.0.1:9000/mcp\n');
+    assert.deepEqual(config.server, {
+      host: '127.0.0.1',
+      port: 8080,
+      maxBodyBytes: 4 * 1024 * 1024,
+      allowedOrigins: [],
+      namespacing: 'on_collision',
+      pageSize: 500,
+    });
+  });
+
+  test('a port out of range fails naming the field, the value and the range', () => {
+    assert.throws(
+      () => parseConfigText('server:\n  port: 70000\nupstreams:\n  a:\n    server_url: http://127.0.0.1:9000/mcp\n'),
+      (error: unknown) => {
+        const message = (error as Error).message;
+        assert.match(message, /server\.port/);
+        assert.match(message, /70000/);
+        assert.match(message, /0 to 65535/);
+        return true;
+      },
+    );
+  });
+
+  test('an unknown namespacing mode fails with the allowed values', () => {
+    assert.throws(
+      () =>
+        parseConfigText(
+          'server:\n  namespacing: sometimes\nupstreams:\n  a:\n    server_url: http://127.0.0.1:9000/mcp\n',
+        ),
+      /server\.namespacing[\s\S]*on_collision/,
+    );
   });
 });

@@ -56,3 +56,10 @@ export {
   type LoadConfigOptions,
   type ParseConfigOptions,
 } from './load.js';
+export {
+  SERVER_DEFAULTS,
+  resolveServerSection,
+  serverSectionSchema,
+  type ResolvedServerConfig,
+  type ServerSection,
+} from './server.js';

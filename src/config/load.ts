@@ -11,6 +11,7 @@ import YAML from 'yaml';
 import type * as z from 'zod';
 
 import { RelayError, RelayErrorCode } from '../errors/index.js';
+import { resolveServerSection } from './server.js';
 import {
   applyUpstreamDefaults,
   fileDefaultsToFields,
@@ -200,7 +201,7 @@ function resolveRelayConfigFile(
       upstreams.push(resolveUpstream(fields, name, baseDir));
     }
   }
-  return Object.freeze({ upstreams: Object.freeze(upstreams) });
+  return Object.freeze({ upstreams: Object.freeze(upstreams), server: resolveServerSection(file.server) });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 import { basename, isAbsolute, resolve as resolvePath } from 'node:path';
 
 import * as z from 'zod';
+import { serverSectionSchema, type ResolvedServerConfig } from './server.js';
 
 import { duration, MAX_TIMER_MS } from './duration.js';
 
@@ -932,6 +933,9 @@ export const relayConfigFileShape = {
       description: 'The upstream MCP servers, by name. Each entry has server_url or command, plus any upstream field.',
     },
   ),
+  server: field(serverSectionSchema, {
+    description: 'Where and how the gateway (`mcp-relay serve`) listens: host, port, body limit, origins, naming.',
+  }),
   mcpServers: field(
     z.record(upstreamNameSchema, mcpServerEntrySchema, {
       error: 'expected a map of server name to { command, args, env } or { url, headers }',
@@ -959,6 +963,8 @@ export type McpServerEntry = z.output<typeof mcpServerEntrySchema>;
 export interface ResolvedRelayConfig {
   /** In file order: `upstreams` first, then `mcpServers` (disabled entries left out). */
   readonly upstreams: readonly ResolvedUpstreamConfig[];
+  /** The gateway's listening settings, defaults applied. */
+  readonly server: ResolvedServerConfig;
 }
 
 /** Converts a validated file entry to camelCase fields, `url` becoming `serverUrl`. */
