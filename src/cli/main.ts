@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerConfigCommands } from './config-command.js';
 import { runDemo } from './demo.js';
+import { serve } from './serve.js';
 
 const program = new Command();
 program
@@ -15,6 +16,16 @@ program
   .description("run the seed's examples against the bundled demo MCP server and print the results")
   .action(async () => {
     await runDemo();
+  });
+
+program
+  .command('serve')
+  .description('run the gateway: one MCP endpoint (Streamable HTTP) in front of every configured upstream')
+  .option('-c, --config <file>', 'configuration file (YAML or JSON); without it, the bundled demo server')
+  .option('--host <host>', 'address to bind (default 127.0.0.1, or server.host from the file)')
+  .option('-p, --port <port>', 'port to listen on; 0 picks a free one (default 8080, or server.port)')
+  .action(async (flags: { config?: string; host?: string; port?: string }) => {
+    await serve(flags, (line) => process.stdout.write(line + '\n'));
   });
 
 registerConfigCommands(program);

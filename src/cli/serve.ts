@@ -1,0 +1,59 @@
+import { loadConfigFile, resolveProxyConfig, SERVER_DEFAULTS, type ResolvedRelayConfig } from '../config/index.js';
+import { demoUpstreamConfig } from '../demo/index.js';
+import { startGateway, type Gateway } from '../gateway/index.js';
+import { RelayError, RelayErrorCode } from '../errors/index.js';
+
+export interface ServeFlags {
+  config?: string | undefined;
+  host?: string | undefined;
+  port?: string | undefined;
+}
+
+/** Without a config file: the bundled demo server over stdio, so the gateway runs with nothing else installed. */
+export function embeddedConfig(): ResolvedRelayConfig {
+  return { upstreams: [resolveProxyConfig(demoUpstreamConfig())], server: SERVER_DEFAULTS };
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RelayError(
+      RelayErrorCode.InvalidConfig,
+      `--port: expected a port number from 0 to 65535 (0 picks a free port), got '${value}'`,
+    );
+  }
+  return port;
+}
+
+/** Starts the gateway: flags override the file, the file overrides the defaults. */
+export async function startFromFlags(flags: ServeFlags): Promise<{ gateway: Gateway; config: ResolvedRelayConfig }> {
+  const config = flags.config ? await loadConfigFile(flags.config) : embeddedConfig();
+  const gateway = await startGateway({
+    upstreams: config.upstreams,
+    host: flags.host ?? config.server.host,
+    port: flags.port !== undefined ? parsePort(flags.port) : config.server.port,
+    maxBodyBytes: config.server.maxBodyBytes,
+    allowedOrigins: config.server.allowedOrigins,
+    namespacing: config.server.namespacing,
+    pageSize: config.server.pageSize,
+  });
+  return { gateway, config };
+}
+
+export async function serve(flags: ServeFlags, write: (line: string) => void): Promise<void> {
+  const { gateway, config } = await startFromFlags(flags);
+  write(`mcp-relay gateway listening on ${gateway.url}/mcp`);
+  write(`  upstreams: ${config.upstreams.map((u) => `${u.name} (${u.transport.kind})`).join(', ')}`);
+  if (!flags.config)
+    write('  (no --config: serving the bundled demo MCP server; try `mcp-relay serve --config relay.yaml`)');
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      write('mcp-relay: shutting down');
+      void gateway.close().then(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
