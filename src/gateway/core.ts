@@ -17,8 +17,31 @@ export const MODERN_VERSION = '2026-07-28';
 /** The sessionful revisions the gateway serves, newest first. */
 export const LEGACY_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26'] as const;
 
+/** Who is calling, as the inbound authentication established it. */
+export interface Caller {
+  /** The tenant: its own cache partition, quotas and allowed upstreams and tools. */
+  readonly tenant: string;
+  /** The principal within the tenant (API key id, JWT subject); keys private cache entries. */
+  readonly identity: string;
+  /** The caller's bearer token: forwarded upstream only to upstreams configured with `forward_auth`. */
+  readonly token?: string | undefined;
+}
+
+/**
+ * What a caller may do. The gateway asks before routing a call and filters lists through it; a
+ * refusal is an {@link RpcError} (thrown by `admit`).
+ */
+export interface AccessPolicy {
+  /** Whether the caller may see and use this tool, prompt or resource of this upstream. */
+  allows(caller: Caller, upstream: string, kind: 'tool' | 'prompt' | 'resource', name: string): boolean;
+  /** Takes the caller's concurrency slot and a rate-limit token, or throws; returns the release. */
+  admit(caller: Caller): () => void;
+}
+
 /** What a transport knows about the request it hands to the core. */
 export interface RequestContext {
+  /** The authenticated caller; absent when the gateway runs without authentication. */
+  caller?: Caller | undefined;
   era: 'modern' | 'legacy';
   /** Aborted when the client cancels or goes away. */
   signal: AbortSignal;
@@ -35,6 +58,8 @@ export interface GatewayCoreOptions extends CatalogOptions {
   instructions?: string | undefined;
   /** Items per page of an aggregated list answered downstream. */
   pageSize: number;
+  /** Tenants' access rules, quotas and rate limits. Without it every caller may do everything. */
+  policy?: AccessPolicy | undefined;
 }
 
 export interface CoreEvents {
@@ -130,8 +155,14 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
 
   /** Answers one request. Throws {@link RpcError} for the client. */
   async handle(method: string, params: Record<string, unknown> | undefined, ctx: RequestContext): Promise<unknown> {
-    const result = await this.#dispatch(method, params, ctx);
-    return ctx.era === 'modern' ? modernResult(method, result) : result;
+    const policy = this.#options.policy;
+    const release = policy && ctx.caller ? policy.admit(ctx.caller) : undefined;
+    try {
+      const result = await this.#dispatch(method, params, ctx);
+      return ctx.era === 'modern' ? modernResult(method, result) : result;
+    } finally {
+      release?.();
+    }
   }
 
   async #dispatch(method: string, params: Record<string, unknown> | undefined, ctx: RequestContext): Promise<unknown> {
@@ -142,11 +173,20 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
       case 'server/discover':
         return this.discoverResult(ctx.scope);
       case 'tools/list':
-        return this.#page('tools', (await catalog.tools(ctx.signal)).items, params);
+        return this.#page('tools', this.#visible(ctx, 'tool', await catalog.tools(ctx.signal)), params);
       case 'prompts/list':
-        return this.#page('prompts', (await catalog.prompts(ctx.signal)).items, params);
-      case 'resources/list':
-        return this.#page('resources', (await catalog.resources(ctx.signal)).items, params);
+        return this.#page('prompts', this.#visible(ctx, 'prompt', await catalog.prompts(ctx.signal)), params);
+      case 'resources/list': {
+        const { items, byUri } = await catalog.resources(ctx.signal);
+        return this.#page(
+          'resources',
+          this.#visible(ctx, 'resource', {
+            items: items.map((r) => ({ ...r, name: r.uri, resource: r })),
+            routes: byUri,
+          }).map((v) => v.resource),
+          params,
+        );
+      }
       case 'resources/templates/list':
         return this.#page('resourceTemplates', (await catalog.templates(ctx.signal)).items, params);
       case 'tools/call': {
@@ -198,6 +238,21 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     throw new RpcError(RpcCode.InvalidParams, 'completion/complete: ref must be ref/prompt or ref/resource');
   }
 
+  /** The items of a list this caller may see. */
+  #visible<T extends { name: string }>(
+    ctx: RequestContext,
+    kind: 'tool' | 'prompt' | 'resource',
+    view: { items: readonly T[]; routes: Map<string, Route> },
+  ): readonly T[] {
+    const policy = this.#options.policy;
+    const caller = ctx.caller;
+    if (!policy || !caller) return view.items;
+    return view.items.filter((item) => {
+      const route = view.routes.get(item.name);
+      return route !== undefined && policy.allows(caller, route.upstream.name, kind, route.name);
+    });
+  }
+
   #forward(
     route: Route,
     method: string,
@@ -205,6 +260,20 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     ctx: RequestContext,
     renameKey?: 'name' | 'uri',
   ): Promise<unknown> {
+    const policy = this.#options.policy;
+    if (policy && ctx.caller) {
+      const kind = method.startsWith('tools/')
+        ? 'tool'
+        : method.startsWith('prompts/') || method === 'completion/complete'
+          ? 'prompt'
+          : 'resource';
+      if (!policy.allows(ctx.caller, route.upstream.name, kind, route.name)) {
+        throw new RpcError(
+          RpcCode.InvalidParams,
+          `${kind === 'tool' ? 'Unknown tool' : kind === 'prompt' ? 'Unknown prompt' : 'Resource not found'}: ${route.name}`,
+        );
+      }
+    }
     const upstreamParams = this.#upstreamParams(params);
     if (renameKey && upstreamParams) upstreamParams[renameKey] = route.name;
     const options: ExecuteOptions = { signal: ctx.signal, onProgress: ctx.onProgress };

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SUBSCRIPTION_ID_META_KEY, classifyInboundRequest } from '@modelcontextprotocol/server';
 import type { ProgressUpdate } from '../upstream/index.js';
 import type { GatewayUpstream } from './catalog.js';
-import { MODERN_VERSION, type GatewayCore, type RequestContext } from './core.js';
+import { MODERN_VERSION, type Caller, type GatewayCore, type RequestContext } from './core.js';
 import {
   errorResponse,
   isObject,
@@ -26,10 +26,17 @@ export interface HttpInboundOptions {
   sessionIdleMs: number;
   /** SSE keep-alive comment interval, in ms. */
   keepAliveMs: number;
+  /**
+   * Establishes the caller from the request (API key, JWT). Throws an {@link RpcError} with
+   * `data.httpStatus` 401 or 403 to refuse. Without it the gateway serves anyone who can connect.
+   */
+  authenticate?: ((req: IncomingMessage) => Promise<Caller> | Caller) | undefined;
 }
 
 interface LegacySession {
   readonly id: string;
+  /** The caller who opened it: nobody else may use it. */
+  readonly caller: Caller | undefined;
   readonly version: string;
   readonly scope: GatewayUpstream | undefined;
   /** Open GET streams: where server-initiated notifications go. */
@@ -103,23 +110,37 @@ export class HttpInbound {
       writeError(res, 403, null, new RpcError(RpcCode.InvalidRequest, refusal));
       return;
     }
-    switch (req.method) {
-      case 'POST':
-        this.#post(req, res, scope).catch((error: unknown) => {
-          if (!res.headersSent) writeError(res, 500, null, toRpcError(error));
-          else res.end();
-        });
-        return;
-      case 'GET':
-        this.#get(req, res);
-        return;
-      case 'DELETE':
-        this.#delete(req, res);
-        return;
-      default:
-        res.setHeader('allow', 'GET, POST, DELETE');
-        writeError(res, 405, null, new RpcError(RpcCode.InvalidRequest, `Method not allowed: ${req.method}`));
+    if (req.method !== 'POST' && req.method !== 'GET' && req.method !== 'DELETE') {
+      res.setHeader('allow', 'GET, POST, DELETE');
+      writeError(res, 405, null, new RpcError(RpcCode.InvalidRequest, `Method not allowed: ${req.method}`));
+      return;
     }
+    this.#route(req, res, scope).catch((error: unknown) => {
+      if (!res.headersSent) writeError(res, 500, null, toRpcError(error));
+      else res.end();
+    });
+  }
+
+  async #route(req: IncomingMessage, res: ServerResponse, scope: GatewayUpstream | undefined): Promise<void> {
+    let caller: Caller | undefined;
+    if (this.#options.authenticate) {
+      try {
+        caller = await this.#options.authenticate(req);
+      } catch (error) {
+        req.resume();
+        const rpcError = toRpcError(error);
+        const status =
+          isObject(rpcError.data) && typeof rpcError.data['httpStatus'] === 'number'
+            ? rpcError.data['httpStatus']
+            : 401;
+        if (status === 401) res.setHeader('www-authenticate', 'Bearer realm="mcp-relay"');
+        writeError(res, status, null, rpcError);
+        return;
+      }
+    }
+    if (req.method === 'POST') await this.#post(req, res, scope, caller);
+    else if (req.method === 'GET') this.#get(req, res, caller);
+    else this.#delete(req, res, caller);
   }
 
   close(): void {
@@ -131,7 +152,12 @@ export class HttpInbound {
     this.#listeners.clear();
   }
 
-  async #post(req: IncomingMessage, res: ServerResponse, scope: GatewayUpstream | undefined): Promise<void> {
+  async #post(
+    req: IncomingMessage,
+    res: ServerResponse,
+    scope: GatewayUpstream | undefined,
+    caller: Caller | undefined,
+  ): Promise<void> {
     const contentType = req.headers['content-type'] ?? '';
     if (!contentType.toLowerCase().includes('application/json')) {
       req.resume();
@@ -189,9 +215,9 @@ export class HttpInbound {
       return;
     }
     if (outcome.kind === 'modern') {
-      await this.#modern(req, res, message, scope);
+      await this.#modern(req, res, message, scope, caller);
     } else {
-      await this.#legacy(req, res, message, scope);
+      await this.#legacy(req, res, message, scope, caller);
     }
   }
 
@@ -200,6 +226,7 @@ export class HttpInbound {
     res: ServerResponse,
     message: Record<string, unknown>,
     scope: GatewayUpstream | undefined,
+    caller: Caller | undefined,
   ) {
     const method = message['method'] as string;
     if (message['id'] === undefined) {
@@ -213,7 +240,7 @@ export class HttpInbound {
       this.#listen(req, res, id, params, scope);
       return;
     }
-    await this.#answer(req, res, id, method, params, { era: 'modern', scope }, undefined);
+    await this.#answer(req, res, id, method, params, { era: 'modern', scope, caller }, undefined);
   }
 
   async #legacy(
@@ -221,6 +248,7 @@ export class HttpInbound {
     res: ServerResponse,
     message: Record<string, unknown>,
     scope: GatewayUpstream | undefined,
+    caller: Caller | undefined,
   ) {
     const method = message['method'];
     if (method === 'initialize') {
@@ -228,6 +256,7 @@ export class HttpInbound {
       const result = this.#core.initializeResult(params['protocolVersion'], scope);
       const session: LegacySession = {
         id: randomUUID(),
+        caller,
         version: result['protocolVersion'] as string,
         scope,
         streams: new Set(),
@@ -240,7 +269,7 @@ export class HttpInbound {
       res.end(resultResponse(message['id'] as JsonRpcId, result));
       return;
     }
-    const session = this.#session(req, res);
+    const session = this.#session(req, res, caller);
     if (!session) return;
     if (typeof method !== 'string') {
       // A response to a server-to-client request; the gateway sends none of those on this path yet.
@@ -258,7 +287,7 @@ export class HttpInbound {
       session.subscriptions.add(params['uri']);
     if (method === 'resources/unsubscribe' && typeof params?.['uri'] === 'string')
       session.subscriptions.delete(params['uri']);
-    await this.#answer(req, res, id, method, params, { era: 'legacy', scope: session.scope }, session);
+    await this.#answer(req, res, id, method, params, { era: 'legacy', scope: session.scope, caller }, session);
   }
 
   /** Runs one request through the core and writes its answer: JSON, or SSE when progress may stream. */
@@ -268,7 +297,7 @@ export class HttpInbound {
     id: JsonRpcId,
     method: string,
     params: Record<string, unknown> | undefined,
-    base: Pick<RequestContext, 'era' | 'scope'>,
+    base: Pick<RequestContext, 'era' | 'scope' | 'caller'>,
     session: LegacySession | undefined,
   ): Promise<void> {
     const controller = new AbortController();
@@ -355,7 +384,7 @@ export class HttpInbound {
     req.once('close', () => this.#listeners.delete(stream));
   }
 
-  #get(req: IncomingMessage, res: ServerResponse): void {
+  #get(req: IncomingMessage, res: ServerResponse, caller: Caller | undefined): void {
     if (req.headers['mcp-session-id'] === undefined) {
       res.setHeader('allow', 'POST');
       writeError(
@@ -366,7 +395,7 @@ export class HttpInbound {
       );
       return;
     }
-    const session = this.#session(req, res);
+    const session = this.#session(req, res, caller);
     if (!session) return;
     res.writeHead(200, SSE_HEADERS);
     res.write(': stream open\n\n');
@@ -374,15 +403,15 @@ export class HttpInbound {
     res.once('close', () => session.streams.delete(res));
   }
 
-  #delete(req: IncomingMessage, res: ServerResponse): void {
-    const session = this.#session(req, res);
+  #delete(req: IncomingMessage, res: ServerResponse, caller: Caller | undefined): void {
+    const session = this.#session(req, res, caller);
     if (!session) return;
     this.#endSession(session);
     res.writeHead(200).end();
   }
 
   /** The request's legacy session; answers 400 (missing) or 404 (unknown) itself when there is none. */
-  #session(req: IncomingMessage, res: ServerResponse): LegacySession | undefined {
+  #session(req: IncomingMessage, res: ServerResponse, caller: Caller | undefined): LegacySession | undefined {
     const id = req.headers['mcp-session-id'];
     if (typeof id !== 'string') {
       writeError(
@@ -394,7 +423,8 @@ export class HttpInbound {
       return undefined;
     }
     const session = this.#sessions.get(id);
-    if (!session) {
+    // Another caller's session id is as good as unknown: never reveal or reuse it.
+    if (!session || session.caller?.identity !== caller?.identity || session.caller?.tenant !== caller?.tenant) {
       writeError(res, 404, null, new RpcError(-32001, 'Session not found'));
       return undefined;
     }
