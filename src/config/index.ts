@@ -63,3 +63,14 @@ export {
   type ResolvedServerConfig,
   type ServerSection,
 } from './server.js';
+export {
+  BALANCE_DEFAULTS,
+  BALANCE_STRATEGIES,
+  balanceSectionSchema,
+  resolveBalanceSection,
+  type BalanceSection,
+  type BalanceStrategy,
+  type ResolvedBalanceConfig,
+  type ResolvedBalanceGroup,
+  type ValidatedBalanceSection,
+} from './balance.js';

@@ -431,6 +431,39 @@ export const upstreamShape = {
     description:
       "Tenant this upstream serves (the seed's X-Tenant-ID partition): its responses are cached in that tenant's partition.",
   }),
+  /** The most one call may take in total, however often progress resets its deadline, retries included. */
+  maxTotalTimeout: field(duration({ minMs: 1, maxMs: MAX_TIMER_MS }), {
+    description:
+      'The most one call may take in total: progress notifications reset the timeout only up to this, and retries must fit in it. Default: no cap beyond timeout itself.',
+    unit: 's, or ms/s/m/h',
+  }),
+  /** Share of calls under the `weighted` strategy, relative to the other upstreams of its group. Default 1. */
+  weight: field(intField(1, 10_000), {
+    description:
+      'Share of calls under the weighted balancing strategy: an upstream of weight 3 gets three times the calls of one of weight 1 in the same group.',
+    default: 1,
+  }),
+  /** Order under the `failover` strategy: the lowest available number takes every call. Default 0. */
+  priority: field(intField(0, 1000), {
+    description:
+      'Order under the failover balancing strategy: every call goes to the available upstreams of the lowest priority; higher numbers take over only when those are down, ejected or open.',
+    default: 0,
+  }),
+  /** Labels such as `{ region: 'us-east' }`, for `balance.prefer`. */
+  tags: field(
+    z.record(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: "expected a tag name of 1 to 64 letters, digits, '_', '.' or '-'" }),
+      mapValueSchema('a tag value (string)', /^[^\r\n\0]*$/),
+      { error: 'expected a map of tag name to value' },
+    ),
+    {
+      description:
+        'Labels of this upstream, e.g. { region: us-east }. A balancing group can prefer upstreams with given tags and fall back to the rest when none of them is available.',
+      default: {},
+    },
+  ),
 };
 
 export type UpstreamKey = keyof typeof upstreamShape;
@@ -655,6 +688,12 @@ export interface ResolvedUpstreamConfig {
   readonly staleTtlMs: number;
   readonly trustAnnotations: boolean;
   readonly cache: ResolvedCacheConfig;
+  /** Cap on one call's total time, in ms; absent when not set. */
+  readonly maxTotalTimeoutMs?: number;
+  /** Balancing fields; absent when not set (defaults: weight 1, priority 0, no tags). */
+  readonly weight?: number;
+  readonly priority?: number;
+  readonly tags?: Readonly<Record<string, string>>;
 }
 
 /** A `cache.tools` entry, resolved. */
@@ -673,7 +712,22 @@ export interface ResolvedCacheConfig {
 
 /** The defaults in their validated form (durations in ms), parsed once from {@link UPSTREAM_DEFAULTS}. */
 const RESOLVED_DEFAULTS = z
-  .strictObject(omit(upstreamShape, 'name', 'serverUrl', 'command', 'cwd', 'authToken', 'tenant', 'cache'))
+  .strictObject(
+    omit(
+      upstreamShape,
+      'name',
+      'serverUrl',
+      'command',
+      'cwd',
+      'authToken',
+      'tenant',
+      'cache',
+      'maxTotalTimeout',
+      'weight',
+      'priority',
+      'tags',
+    ),
+  )
   .required()
   .parse(UPSTREAM_DEFAULTS);
 
@@ -737,6 +791,10 @@ export function resolveUpstream(fields: UpstreamFields, name?: string, baseDir?:
     staleTtlMs: fields.staleTtl ?? d.staleTtl,
     trustAnnotations: fields.trustAnnotations ?? d.trustAnnotations,
     cache: resolveCacheSection(fields.cache, fields.cacheTtl),
+    ...(fields.maxTotalTimeout === undefined ? {} : { maxTotalTimeoutMs: fields.maxTotalTimeout }),
+    ...(fields.weight === undefined ? {} : { weight: fields.weight }),
+    ...(fields.priority === undefined ? {} : { priority: fields.priority }),
+    ...(fields.tags === undefined ? {} : { tags: { ...fields.tags } }),
   };
   return deepFreeze(resolved);
 }

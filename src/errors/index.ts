@@ -41,6 +41,11 @@ export interface RelayErrorOptions {
    * timeout, session unknown). Only such failures may be retried for tools with side effects.
    */
   notSent?: boolean;
+  /**
+   * How long the upstream asked callers to wait before trying it again (its `Retry-After` on a 503
+   * or 429), in ms.
+   */
+  retryAfterMs?: number;
 }
 
 export class RelayError extends Error {
@@ -50,6 +55,7 @@ export class RelayError extends Error {
   readonly rpcCode: number | undefined;
   readonly rpcData: unknown;
   readonly notSent: boolean;
+  readonly retryAfterMs: number | undefined;
 
   constructor(code: RelayErrorCode, message: string, options: RelayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -58,6 +64,7 @@ export class RelayError extends Error {
     this.rpcCode = options.rpcCode;
     this.rpcData = options.rpcData;
     this.notSent = options.notSent ?? false;
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

@@ -6,13 +6,19 @@ import type { CallOptions, ProgressUpdate } from './types.js';
  * transports settle calls through this so that timeouts, aborts and progress behave the same.
  *
  * The deadline restarts on every progress notification (`timer.refresh()`, no new timer), so a
- * long job that reports progress is not cut off, and a silent one is.
+ * long job that reports progress is not cut off, and a silent one is. `maxTotalMs` caps those
+ * restarts: the deadline never moves past `start + maxTotalMs`.
  */
 export class PendingCall {
   readonly #resolve: (value: unknown) => void;
   readonly #reject: (error: unknown) => void;
   readonly #onProgress: ((update: ProgressUpdate) => void) | undefined;
   readonly #signal: AbortSignal | undefined;
+  readonly #upstream: string;
+  readonly #timeoutMs: number;
+  /** `performance.now()` past which no progress may extend the deadline; Infinity when uncapped. */
+  readonly #capAt: number;
+  readonly #maxTotalMs: number | undefined;
   #timer: NodeJS.Timeout | undefined;
   #onAbort: (() => void) | undefined;
   settled = false;
@@ -30,20 +36,20 @@ export class PendingCall {
     onCancel: (reason: RelayError) => void,
   ) {
     this.method = method;
+    this.#upstream = upstream;
+    this.#timeoutMs = timeoutMs;
     this.#onCancel = onCancel;
     this.#resolve = resolve;
     this.#reject = reject;
     this.#onProgress = options?.onProgress;
     this.#signal = options?.signal;
-    this.#timer = setTimeout(() => {
-      this.cancel(
-        new RelayError(
-          RelayErrorCode.Timeout,
-          `upstream '${upstream}' did not answer ${method} within ${timeoutMs} ms; raise \`timeout\` or check the server`,
-          { upstream },
-        ),
-      );
-    }, timeoutMs);
+    const maxTotalMs = options?.maxTotalMs;
+    this.#maxTotalMs = maxTotalMs;
+    this.#capAt = maxTotalMs === undefined ? Infinity : performance.now() + maxTotalMs;
+    this.#timer =
+      maxTotalMs !== undefined && maxTotalMs < timeoutMs
+        ? setTimeout(this.#onTotalTimeout, Math.max(0, maxTotalMs))
+        : setTimeout(this.#onTimeout, timeoutMs);
     if (this.#signal) {
       this.#onAbort = () => {
         this.cancel(
@@ -57,13 +63,42 @@ export class PendingCall {
     }
   }
 
+  readonly #onTimeout = (): void => {
+    this.cancel(
+      new RelayError(
+        RelayErrorCode.Timeout,
+        `upstream '${this.#upstream}' did not answer ${this.method} within ${this.#timeoutMs} ms; raise \`timeout\` or check the server`,
+        { upstream: this.#upstream },
+      ),
+    );
+  };
+
+  readonly #onTotalTimeout = (): void => {
+    this.cancel(
+      new RelayError(
+        RelayErrorCode.Timeout,
+        `upstream '${this.#upstream}' did not finish ${this.method} within its total limit of ` +
+          `${Math.round(this.#maxTotalMs ?? 0)} ms (progress resets the ${this.#timeoutMs} ms deadline only up to ` +
+          '`max_total_timeout`); raise `max_total_timeout` or check the server',
+        { upstream: this.#upstream },
+      ),
+    );
+  };
+
   get wantsProgress(): boolean {
     return this.#onProgress !== undefined;
   }
 
   progress(update: ProgressUpdate): void {
     if (this.settled) return;
-    this.#timer?.refresh();
+    const left = this.#capAt - performance.now();
+    if (left >= this.#timeoutMs) {
+      this.#timer?.refresh();
+    } else if (this.#timer !== undefined) {
+      // Past this point a full deadline would overrun the total cap: the cap becomes the deadline.
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(this.#onTotalTimeout, Math.max(0, left));
+    }
     try {
       this.#onProgress?.(update);
     } catch {

@@ -281,13 +281,18 @@ export class HttpUpstream implements Upstream {
     if (text === undefined) return;
     if (statusCode >= 400 && !contentType.includes('json')) {
       const retryAfter = headers['retry-after'];
+      const retryAfterMs = parseRetryAfter(retryAfter);
       call.reject(
         new RelayError(
           RelayErrorCode.UpstreamUnavailable,
           `upstream '${this.name}' answered ${call.method} with HTTP ${statusCode}` +
             (text ? `: ${text.slice(0, 200)}` : '') +
             (retryAfter ? ` (Retry-After: ${String(retryAfter)})` : ''),
-          { upstream: this.name, notSent: statusCode === 503 || statusCode === 429 },
+          {
+            upstream: this.name,
+            notSent: statusCode === 503 || statusCode === 429,
+            ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+          },
         ),
       );
       return;
@@ -484,6 +489,18 @@ function errorChain(error: unknown): { code: string | undefined; detail: string 
   // A system or undici code says more than an SDK one.
   const code = codes.find((c) => /^(E[A-Z]+|UND_ERR_[A-Z_]+)$/.test(c)) ?? codes[0];
   return { code, detail: code && !message.includes(code) ? `${code}: ${message}` : message || String(error) };
+}
+
+/**
+ * `Retry-After` (RFC 9110 §10.2.3) in ms: delay-seconds, or an HTTP-date measured against the
+ * wall clock. Undefined when absent or unreadable; never negative.
+ */
+export function parseRetryAfter(value: string | string[] | undefined, nowMs: number = Date.now()): number | undefined {
+  const text = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!text) return undefined;
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
 /** Header values must be Latin-1 without control characters; anything else goes percent-encoded. */

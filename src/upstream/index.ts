@@ -2,7 +2,7 @@ import { HttpUpstream } from './http.js';
 import { StdioUpstream } from './stdio-pool.js';
 import type { Upstream, UpstreamOptions } from './types.js';
 
-export { HttpUpstream } from './http.js';
+export { HttpUpstream, parseRetryAfter } from './http.js';
 export { StdioUpstream } from './stdio-pool.js';
 export { Admission } from './admission.js';
 export { DEFAULT_CLIENT_INFO } from './jsonrpc.js';

@@ -57,6 +57,11 @@ export interface CallOptions {
   signal?: AbortSignal | undefined;
   /** Overrides the upstream's default deadline, in ms. */
   timeoutMs?: number | undefined;
+  /**
+   * The most this call may take in total, in ms, however often progress resets its deadline
+   * (`max_total_timeout`). Default: no cap beyond the deadline itself.
+   */
+  maxTotalMs?: number | undefined;
   /** Receives the upstream's progress notifications; also resets the deadline. */
   onProgress?: ((update: ProgressUpdate) => void) | undefined;
   /** Extra `_meta` entries passed upstream unchanged (e.g. `traceparent`). */
