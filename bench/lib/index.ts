@@ -1,0 +1,25 @@
+/** What a suite needs: the suite contract, timing and load, CPU and memory meters, report helpers. */
+export type { BenchContext, BenchSuite, BudgetResult, ResultTable, SuiteResult } from './types.js';
+export {
+  closedLoop,
+  repeated,
+  timeIt,
+  type LoadOptions,
+  type LoadResult,
+  type TimeOptions,
+  type TimeResult,
+} from './timing.js';
+export { median, medianBy, percentile, percentileOfSorted, Samples, summarize, type LatencySummary } from './stats.js';
+export {
+  CLOCK_TICKS,
+  CpuMeter,
+  processTree,
+  selfCpuMicros,
+  selfPeakRssBytes,
+  treeCpuMicros,
+  treePeakRssBytes,
+} from './cpu.js';
+export { atLeast, atMost, bytes, duration, micros, opsPerSec, ratio } from './report.js';
+export { machineInfo, type MachineInfo } from './machine.js';
+export { startChildServer, type ChildServer } from './child.js';
+export { answer as bareAnswer, bareStdioCommand, startBareHttpUpstream, BARE_UPSTREAM_PATH } from './bare-upstream.js';
