@@ -8,6 +8,7 @@ import { startGateway, type Gateway } from '../src/gateway/index.js';
 import { startInProcessHttpFixture, stdioFixture, type InProcessHttpFixture } from './fixtures/index.js';
 
 type Mode = 'auto' | 'legacy';
+type RpcBody = { error: { code: number; message: string }; result: unknown };
 
 const MODERN_META = {
   'io.modelcontextprotocol/protocolVersion': '2026-07-28',
@@ -32,7 +33,7 @@ async function post(url: string, body: string, headers: Record<string, string> =
     body,
   });
   const text = await response.text();
-  return { status: response.status, body: text ? (JSON.parse(text) as Record<string, any>) : undefined };
+  return { status: response.status, body: text ? (JSON.parse(text) as RpcBody) : undefined };
 }
 
 async function freePort(): Promise<number> {
@@ -175,7 +176,7 @@ describe('aggregation', () => {
           }),
           { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' },
         );
-        const page = body?.['result'] as { tools: { name: string }[]; nextCursor?: string };
+        const page = body?.result as { tools: { name: string }[]; nextCursor?: string };
         pages.push(page.tools.map((t) => t.name));
         cursor = page.nextCursor;
       } while (cursor !== undefined);
@@ -239,13 +240,13 @@ describe('hardening at the edge', () => {
   test('malformed JSON gets -32700 with status 400', async () => {
     const { status, body } = await post(mcp(), '{"jsonrpc":"2.0", bad');
     assert.equal(status, 400);
-    assert.equal(body?.['error'].code, -32700);
+    assert.equal(body?.error.code, -32700);
   });
 
   test('a wrong content type gets 415 with a JSON-RPC error', async () => {
     const response = await fetch(mcp(), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' });
     assert.equal(response.status, 415);
-    assert.equal(((await response.json()) as any).error.code, -32600);
+    assert.equal(((await response.json()) as RpcBody).error.code, -32600);
   });
 
   test('an oversized body gets 413 with a JSON-RPC error', async () => {
@@ -257,7 +258,7 @@ describe('hardening at the edge', () => {
     try {
       const { status, body } = await post(`${small.url}/mcp`, JSON.stringify({ pad: 'x'.repeat(4096) }));
       assert.equal(status, 413);
-      assert.match(body?.['error'].message, /1024 bytes/);
+      assert.match(body?.error.message, /1024 bytes/);
     } finally {
       await small.close();
     }
@@ -301,13 +302,13 @@ describe('hardening at the edge', () => {
       'mcp-session-id': sessionId,
       'mcp-protocol-version': '2025-06-18',
     });
-    assert.equal(unknown.body?.['error'].code, -32601);
+    assert.equal(unknown.body?.error.code, -32601);
   });
 
   test('a JSON-RPC batch is refused with -32600', async () => {
     const { status, body } = await post(mcp(), JSON.stringify([{ jsonrpc: '2.0', id: 1, method: 'ping' }]));
     assert.equal(status, 400);
-    assert.equal(body?.['error'].code, -32600);
+    assert.equal(body?.error.code, -32600);
   });
 
   test('an unknown session id gets 404, a GET without a session 405', async () => {
@@ -325,7 +326,7 @@ describe('hardening at the edge', () => {
       origin: 'https://evil.example',
     });
     assert.equal(status, 403);
-    assert.match(body?.['error'].message, /evil\.example/);
+    assert.match(body?.error.message, /evil\.example/);
   });
 
   test('a non-loopback Host header is refused on a loopback gateway', async () => {
