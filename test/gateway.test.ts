@@ -258,7 +258,7 @@ describe('hardening at the edge', () => {
     try {
       const { status, body } = await post(`${small.url}/mcp`, JSON.stringify({ pad: 'x'.repeat(4096) }));
       assert.equal(status, 413);
-      assert.match(body?.error.message, /1024 bytes/);
+      assert.match(body?.error.message ?? '', /1024 bytes/);
     } finally {
       await small.close();
     }
@@ -326,7 +326,7 @@ describe('hardening at the edge', () => {
       origin: 'https://evil.example',
     });
     assert.equal(status, 403);
-    assert.match(body?.error.message, /evil\.example/);
+    assert.match(body?.error.message ?? '', /evil\.example/);
   });
 
   test('a non-loopback Host header is refused on a loopback gateway', async () => {
