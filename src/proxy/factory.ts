@@ -13,6 +13,24 @@ import type {
   ServerCapabilities,
   Tool,
 } from '@modelcontextprotocol/client';
+import type { JSONRPCNotification } from '@modelcontextprotocol/client';
+import {
+  cacheChannels,
+  cacheKey,
+  cachePolicyFromConfig,
+  cacheTag,
+  canonicalJson,
+  categoryOf,
+  createResponseCache,
+  keyPrefix,
+  type CacheCategory,
+  type CacheLogger,
+  type CacheMode,
+  type CachePolicy,
+  type Clock,
+  type ResponseCache,
+  type StoreDecision,
+} from '../cache/index.js';
 import { resolveProxyConfig, type ProxyConfig, type ResolvedUpstreamConfig } from '../config/index.js';
 import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { withRetry } from '../resilience/index.js';
@@ -28,6 +46,48 @@ export interface ExecuteOptions {
   onProgress?: ((update: ProgressUpdate) => void) | undefined;
   /** Extra `_meta` entries passed upstream unchanged (e.g. `traceparent`). */
   meta?: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * `'default'`: serve a fresh cached result, store a cacheable one. `'bypass'`: neither read nor
+   * write the cache. `'refresh'`: always ask the upstream and store its answer.
+   */
+  cache?: CacheMode | undefined;
+  /** This call's tenant (its own cache partition); default the factory's. */
+  tenant?: string | undefined;
+  /** This call's caller identity, for results the server marks `cacheScope: 'private'`; default the factory's. */
+  identity?: string | undefined;
+}
+
+/** Options of {@link createProxyFactory} beyond the config: who calls, and what is injected. */
+export interface ProxyFactoryOptions {
+  /** Tenant of this factory's calls: its own cache partition. Default: the config's `tenant`, else `''`. */
+  tenant?: string | undefined;
+  /** Identity of the caller, for results the server marks private. Default `''` (one principal). */
+  identity?: string | undefined;
+  /**
+   * A cache shared with other factories (entries are keyed by upstream name, so two factories of
+   * one upstream share them). Default: one of this factory's own, sized by the config.
+   */
+  cache?: ResponseCache | undefined;
+  /** Milliseconds, for TTLs; default `Date.now`. */
+  now?: Clock | undefined;
+  /** Receives the cache's few warnings; default `process.emitWarning`. */
+  logger?: CacheLogger | undefined;
+}
+
+/** One request for {@link ProxyFactory.warm}. */
+export type WarmCall =
+  | { tool: string; arguments?: Record<string, unknown> | undefined }
+  | { uri: string }
+  | { prompt: string; arguments?: Record<string, string> | undefined }
+  | { list: 'tools' | 'resources' | 'resourceTemplates' | 'prompts' };
+
+/** What {@link ProxyFactory.warm} did. It never throws for a failed call. */
+export interface WarmReport {
+  /** Calls now answered from cache (or found already fresh). */
+  warmed: number;
+  /** Tools that may not be cached (side effects): never called for warming. */
+  skipped: WarmCall[];
+  failed: { call: WarmCall; error: unknown }[];
 }
 
 /** What {@link ProxyFactory.validateConnection} reports. It never throws. */
@@ -44,6 +104,8 @@ export interface ConnectionReport {
 export class ToolProxy {
   readonly name: string;
   readonly #factory: ProxyFactory;
+  /** The cache key prefix of this tool under the factory's tenant, computed once. */
+  #keyPrefix: string | undefined;
 
   constructor(factory: ProxyFactory, name: string) {
     this.#factory = factory;
@@ -52,14 +114,12 @@ export class ToolProxy {
 
   /**
    * Calls the tool. A tool's own failure comes back as a result with `isError: true`; transport,
-   * timeout and protocol failures reject with a {@link RelayError}.
+   * timeout and protocol failures reject with a {@link RelayError}. A result served from cache is
+   * frozen: it is the object every caller of the same call receives.
    */
   execute(args: Record<string, unknown> = {}, options?: ExecuteOptions): Promise<CallToolResult> {
-    return this.#factory.request(
-      'tools/call',
-      { name: this.name, arguments: args },
-      options,
-    ) as Promise<CallToolResult>;
+    this.#keyPrefix ??= this.#factory.toolKeyPrefix(this.name);
+    return this.#factory.callTool(this.name, args, options, this.#keyPrefix);
   }
 }
 
@@ -106,11 +166,35 @@ export class PromptProxy {
 export class ProxyFactory implements AsyncDisposable {
   readonly config: ResolvedUpstreamConfig;
   readonly upstream: Upstream;
+  /**
+   * The response cache (`invalidate()`, `clear()`, `stats()`); `undefined` when `enable_caching`
+   * is false or `cache_size` is 0.
+   */
+  readonly cache: ResponseCache | undefined;
+  readonly #policy: CachePolicy | undefined;
+  readonly #ownsCache: boolean;
+  readonly #tenant: string;
+  readonly #identity: string;
+  /** The cache's upstream group: entries of one upstream, whichever factory stored them. */
+  readonly #group: string;
+  readonly #stopListening: (() => void) | undefined;
+  #listsSubscribed: Promise<void> | undefined;
+  readonly #subscribedUris = new Set<string>();
+  #annotations: Promise<void> | undefined;
   #closed = false;
 
-  constructor(config: ResolvedUpstreamConfig, upstream: Upstream) {
+  constructor(config: ResolvedUpstreamConfig, upstream: Upstream, options: ProxyFactoryOptions = {}) {
     this.config = config;
     this.upstream = upstream;
+    this.#tenant = options.tenant ?? config.tenant ?? '';
+    this.#identity = options.identity ?? '';
+    this.#group = config.name;
+    const enabled = config.enableCaching && config.cacheSize > 0;
+    this.#policy = enabled ? cachePolicyFromConfig(config) : undefined;
+    this.cache = enabled ? (options.cache ?? createResponseCache(config, options)) : undefined;
+    this.#ownsCache = enabled && options.cache === undefined;
+    this.#stopListening = enabled ? upstream.onNotification((n) => this.#onNotification(n)) : undefined;
+    if (this.#policy?.options.tools === '*') void this.#warnCachingEveryTool();
   }
 
   createToolProxy(name: string): ToolProxy {
@@ -184,11 +268,156 @@ export class ProxyFactory implements AsyncDisposable {
    * then the upstream connection with its deadline and cancellation.
    */
   request(method: string, params: Record<string, unknown> | undefined, options?: ExecuteOptions): Promise<unknown> {
-    if (this.#closed) {
-      return Promise.reject(
-        new RelayError(RelayErrorCode.Closed, `proxy factory for '${this.config.name}' is closed`, { notSent: true }),
-      );
+    if (this.#closed) return Promise.reject(this.#closedError());
+    const category = this.cache === undefined || options?.cache === 'bypass' ? undefined : categoryOf(method);
+    if (category === undefined) return this.#send(method, params, options);
+    if (method === 'tools/call') {
+      const name = typeof params?.['name'] === 'string' ? params['name'] : '';
+      const args = (params?.['arguments'] ?? {}) as Record<string, unknown>;
+      return this.callTool(name, args, options, undefined);
     }
+    const name = method === 'resources/read' ? params?.['uri'] : method === 'prompts/get' ? params?.['name'] : '';
+    if (typeof name !== 'string') return this.#send(method, params, options);
+    const args =
+      method === 'prompts/get'
+        ? params?.['arguments']
+        : params?.['cursor'] === undefined
+          ? undefined
+          : { cursor: params['cursor'] };
+    const ruleTtl = this.#policy!.options.ttlMs[category];
+    const tenant = options?.tenant ?? this.#tenant;
+    return this.#cached(
+      method,
+      category,
+      name,
+      params,
+      ruleTtl,
+      cacheKey(tenant, this.#group, method, name, args),
+      options,
+    );
+  }
+
+  /** The cache key prefix of `name`'s calls under this factory's tenant; see {@link ToolProxy}. */
+  toolKeyPrefix(name: string): string {
+    return keyPrefix(this.#tenant, this.#group, 'tools/call', name);
+  }
+
+  /**
+   * `tools/call` through the cache when the policy allows this tool. The hit path is a verdict
+   * lookup, the key (prefix + canonical JSON of the arguments) and one map lookup.
+   */
+  callTool(
+    name: string,
+    args: Record<string, unknown>,
+    options: ExecuteOptions | undefined,
+    prefix: string | undefined,
+  ): Promise<CallToolResult> {
+    const cache = this.cache;
+    if (cache === undefined || this.#closed || options?.cache === 'bypass') {
+      return this.request('tools/call', { name, arguments: args }, options) as Promise<CallToolResult>;
+    }
+    const ttl = this.#policy!.toolVerdict(name);
+    if (ttl === null) return this.#send('tools/call', { name, arguments: args }, options) as Promise<CallToolResult>;
+    if (ttl === undefined) return this.#callToolOnceAnnotated(name, args, options);
+    const tenant = options?.tenant;
+    const key =
+      (tenant === undefined || tenant === this.#tenant
+        ? (prefix ?? this.toolKeyPrefix(name))
+        : keyPrefix(tenant, this.#group, 'tools/call', name)) + canonicalJson(args);
+    if (options?.cache !== 'refresh') {
+      const hit = cache.get(key, options?.identity ?? this.#identity, 'tools');
+      if (hit !== undefined) return Promise.resolve(hit as CallToolResult);
+    }
+    return this.#cached(
+      'tools/call',
+      'tools',
+      name,
+      { name, arguments: args },
+      ttl,
+      key,
+      options,
+    ) as Promise<CallToolResult>;
+  }
+
+  /**
+   * Runs `calls` through the cache so that later identical calls are hits (the seed's
+   * `optimize_for_reads`). Tools that may not be cached are skipped, never called: warming must
+   * not have side effects. Failures are reported, not thrown.
+   */
+  async warm(calls: readonly WarmCall[], options?: ExecuteOptions): Promise<WarmReport> {
+    const report: WarmReport = { warmed: 0, skipped: [], failed: [] };
+    const policy = this.#policy;
+    if (policy === undefined) {
+      report.skipped.push(...calls);
+      return report;
+    }
+    if (policy.needsAnnotations && calls.some((call) => 'tool' in call)) await this.#loadAnnotations();
+    const run = async (call: WarmCall): Promise<void> => {
+      if ('tool' in call) {
+        if (typeof policy.toolVerdict(call.tool) !== 'number') {
+          report.skipped.push(call);
+          return;
+        }
+        await this.createToolProxy(call.tool).execute(call.arguments ?? {}, options);
+      } else if ('uri' in call) {
+        await this.createResourceProxy(call.uri).read(options);
+      } else if ('prompt' in call) {
+        await this.createPromptProxy(call.prompt).get(call.arguments ?? {}, options);
+      } else {
+        const lists = {
+          tools: () => this.listTools(options),
+          resources: () => this.listResources(options),
+          resourceTemplates: () => this.listResourceTemplates(options),
+          prompts: () => this.listPrompts(options),
+        } as const;
+        await lists[call.list]();
+      }
+      report.warmed++;
+    };
+    const outcomes = await Promise.allSettled(calls.map(run));
+    outcomes.forEach((outcome, index) => {
+      if (outcome.status === 'rejected') report.failed.push({ call: calls[index]!, error: outcome.reason });
+    });
+    return report;
+  }
+
+  #cached(
+    method: string,
+    category: CacheCategory,
+    name: string,
+    params: Record<string, unknown> | undefined,
+    ruleTtlMs: number,
+    key: string,
+    options: ExecuteOptions | undefined,
+  ): Promise<unknown> {
+    const cache = this.cache!;
+    const identity = options?.identity ?? this.#identity;
+    const mode = options?.cache === 'refresh' ? 'refresh' : 'default';
+    if (mode === 'default' && method !== 'tools/call') {
+      const hit = cache.get(key, identity, category);
+      if (hit !== undefined) return Promise.resolve(hit);
+    }
+    const policy = this.#policy!;
+    return cache.fetch({
+      key,
+      tag: cacheTag(this.#group, method, name),
+      identity,
+      category,
+      mode,
+      signal: options?.signal,
+      onProgress: options?.onProgress,
+      load: (signal, onProgress) => this.#send(method, params, { ...options, signal, onProgress }),
+      decide: (result) => policy.decide(method, result, this.upstream.info?.era === 'modern', ruleTtlMs),
+      beforeStore: (decision) => this.#subscribeBeforeStore(method, name, decision),
+    });
+  }
+
+  /** The upstream call itself: retries where the request surely never ran, then the connection. */
+  #send(
+    method: string,
+    params: Record<string, unknown> | undefined,
+    options: ExecuteOptions | undefined,
+  ): Promise<unknown> {
     const callOptions: CallOptions | undefined =
       options === undefined
         ? undefined
@@ -209,11 +438,109 @@ export class ProxyFactory implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopListening?.();
     await this.upstream.close();
+    if (this.#ownsCache) await this.cache?.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /**
+   * Before the first list or a resource is stored, ask the upstream to notify changes to it, so
+   * that `list_changed` and `resources/updated` can invalidate it. Waits (bounded by `timeout`) the
+   * first time only; without a subscription the TTL still bounds staleness.
+   */
+  #subscribeBeforeStore(method: string, name: string, _decision: StoreDecision): Promise<void> | undefined {
+    if (method.endsWith('/list')) {
+      this.#listsSubscribed ??= this.upstream.subscribe({
+        toolsListChanged: true,
+        promptsListChanged: true,
+        resourcesListChanged: true,
+      });
+      return withTimeout(this.#listsSubscribed, this.config.timeoutMs);
+    }
+    if (method === 'resources/read' && this.upstream.info?.capabilities?.resources?.subscribe === true) {
+      if (this.#subscribedUris.has(name) || this.#subscribedUris.size >= MAX_SUBSCRIBED_URIS) return undefined;
+      this.#subscribedUris.add(name);
+      return withTimeout(this.upstream.subscribe({ resourceSubscriptions: [name] }), this.config.timeoutMs);
+    }
+    return undefined;
+  }
+
+  #onNotification(notification: JSONRPCNotification): void {
+    const cache = this.cache;
+    if (cache === undefined) return;
+    const group = this.#group;
+    switch (notification.method) {
+      case 'notifications/tools/list_changed':
+        this.#policy?.forgetTools();
+        cache.invalidateFromNotification({ group, method: 'tools/list' });
+        break;
+      case 'notifications/prompts/list_changed':
+        cache.invalidateFromNotification({ group, method: 'prompts/list' });
+        break;
+      case 'notifications/resources/list_changed':
+        cache.invalidateFromNotification({ group, method: 'resources/list' });
+        cache.invalidateFromNotification({ group, method: 'resources/templates/list' });
+        break;
+      case 'notifications/resources/updated': {
+        const uri = notification.params?.['uri'];
+        if (typeof uri === 'string') cache.invalidateFromNotification({ group, method: 'resources/read', name: uri });
+        break;
+      }
+    }
+  }
+
+  /** `trust_annotations` needs the tool list before judging a tool: fetch it once, then decide. */
+  async #callToolOnceAnnotated(
+    name: string,
+    args: Record<string, unknown>,
+    options: ExecuteOptions | undefined,
+  ): Promise<CallToolResult> {
+    await this.#loadAnnotations();
+    if (this.#policy!.toolVerdict(name) === undefined) {
+      // The list could not be fetched: without annotations nothing proves the tool is safe.
+      return this.#send('tools/call', { name, arguments: args }, options) as Promise<CallToolResult>;
+    }
+    return this.callTool(name, args, options, undefined);
+  }
+
+  #loadAnnotations(): Promise<void> {
+    this.#annotations ??= this.listTools()
+      .then((tools) => this.#policy?.learnTools(tools))
+      .catch(() => undefined)
+      .finally(() => {
+        this.#annotations = undefined;
+      });
+    return this.#annotations;
+  }
+
+  /** `cache.tools: "*"` is the seed's behaviour and unsafe for tools with side effects: say which. */
+  async #warnCachingEveryTool(): Promise<void> {
+    const cache = this.cache;
+    if (cache === undefined) return;
+    let message: string;
+    try {
+      const tools = await this.listTools();
+      const unsafe = tools.filter((tool) => tool.annotations?.readOnlyHint !== true).map((tool) => tool.name);
+      message =
+        unsafe.length === 0
+          ? `upstream '${this.config.name}': cache.tools is "*"; every tool is annotated read-only`
+          : `upstream '${this.config.name}': cache.tools is "*", so these tools that are not annotated read-only will be answered from cache: ${unsafe.join(', ')}`;
+    } catch (error) {
+      message = `upstream '${this.config.name}': cache.tools is "*", so every tool, including tools with side effects, will be answered from cache (the tool list could not be read: ${(error as Error).message})`;
+    }
+    if (this.#closed) return;
+    if (cacheChannels.warning.hasSubscribers) cacheChannels.warning.publish({ message });
+    cache.logger.warn(message);
+  }
+
+  #closedError(): RelayError {
+    return new RelayError(RelayErrorCode.Closed, `proxy factory for '${this.config.name}' is closed`, {
+      notSent: true,
+    });
   }
 
   async #listAll<R extends { nextCursor?: string | undefined }, T>(
@@ -242,7 +569,10 @@ export class ProxyFactory implements AsyncDisposable {
  * The seed's `create_mcp_proxy_factory(config)`. Validates the config (a {@link RelayError} with
  * code `RELAY_INVALID_CONFIG` names every bad field) and prepares the connection pool.
  */
-export function createProxyFactory(config: ProxyConfig | ResolvedUpstreamConfig): Promise<ProxyFactory> {
+export function createProxyFactory(
+  config: ProxyConfig | ResolvedUpstreamConfig,
+  options?: ProxyFactoryOptions,
+): Promise<ProxyFactory> {
   const resolved = isResolved(config) ? config : resolveProxyConfig(config);
   const upstream = createUpstream({
     name: resolved.name,
@@ -253,11 +583,31 @@ export function createProxyFactory(config: ProxyConfig | ResolvedUpstreamConfig)
     maxResponseBytes: resolved.maxResponseBytes,
     protocol: resolved.protocol,
   });
-  return Promise.resolve(new ProxyFactory(resolved, upstream));
+  return Promise.resolve(new ProxyFactory(resolved, upstream, options));
 }
 
 function isResolved(config: ProxyConfig | ResolvedUpstreamConfig): config is ResolvedUpstreamConfig {
   return 'transport' in config && typeof config.timeoutMs === 'number';
+}
+
+/** Most resource URIs one factory asks the upstream to notify; beyond it, TTLs alone bound staleness. */
+const MAX_SUBSCRIBED_URIS = 1000;
+
+function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      (error: Error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {

@@ -5,5 +5,8 @@ export {
   ResourceProxy,
   PromptProxy,
   type ExecuteOptions,
+  type ProxyFactoryOptions,
+  type WarmCall,
+  type WarmReport,
   type ConnectionReport,
 } from './factory.js';

@@ -16,7 +16,15 @@ import {
 } from './jsonrpc.js';
 import { createHandshakeClient, describeClient } from './negotiate.js';
 import { raceAbort } from './stdio-pool.js';
-import type { CallOptions, NotificationListener, Upstream, UpstreamInfo, UpstreamOptions } from './types.js';
+import { ConnectionSubscriber, WantedChanges } from './subscriptions.js';
+import type {
+  CallOptions,
+  ChangeSubscription,
+  NotificationListener,
+  Upstream,
+  UpstreamInfo,
+  UpstreamOptions,
+} from './types.js';
 
 type HttpTransport = Extract<UpstreamOptions['transport'], { kind: 'http' }>;
 
@@ -37,6 +45,7 @@ interface Session {
   /** The fixed part of every hot-path request's headers for this session. */
   headers: Record<string, string>;
   envelope: Record<string, unknown> | undefined;
+  subscriber: ConnectionSubscriber;
 }
 
 /**
@@ -56,6 +65,7 @@ export class HttpUpstream implements Upstream {
   readonly #control: Agent;
   readonly #admission: Admission;
   readonly #listeners = new Set<NotificationListener>();
+  readonly #wanted = new WantedChanges();
   #session: Session | undefined;
   #connecting: Promise<Session> | undefined;
   #nextId = 1;
@@ -126,6 +136,17 @@ export class HttpUpstream implements Upstream {
     return () => this.#listeners.delete(listener);
   }
 
+  async subscribe(subscription: ChangeSubscription): Promise<void> {
+    if (this.#closed) throw this.#closedError();
+    this.#wanted.merge(subscription);
+    const session = this.#session ?? (await this.#ensureSession(undefined, undefined));
+    try {
+      await session.subscriber.apply(this.#wanted);
+    } catch (error) {
+      throw this.#transportError(error, 'subscriptions', false);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -133,6 +154,7 @@ export class HttpUpstream implements Upstream {
     const session = this.#session ?? (await this.#connecting?.catch(() => undefined));
     this.#session = undefined;
     if (session) {
+      await session.subscriber.close();
       if (session.info.era === 'legacy' && session.transport.sessionId) {
         await session.transport.terminateSession().catch(() => {});
       }
@@ -150,6 +172,7 @@ export class HttpUpstream implements Upstream {
     if (!this.#connecting) {
       if (stale) {
         this.#session = undefined;
+        void stale.subscriber.close();
         void stale.client.close().catch(() => {});
       }
       this.#connecting = this.#handshake().finally(() => {
@@ -202,12 +225,15 @@ export class HttpUpstream implements Upstream {
       info,
       headers,
       envelope: info.era === 'modern' ? modernEnvelope(clientInfo) : undefined,
+      subscriber: new ConnectionSubscriber(client, info.era === 'modern'),
     };
     if (this.#closed) {
       await client.close().catch(() => {});
       throw this.#closedError();
     }
     this.#session = session;
+    // A renewed session starts with no subscriptions: ask again for what was asked before.
+    if (!this.#wanted.empty) session.subscriber.apply(this.#wanted).catch(() => undefined);
     return session;
   }
 

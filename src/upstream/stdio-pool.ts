@@ -3,7 +3,15 @@ import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { Admission } from './admission.js';
 import { abortedBeforeStart } from './call.js';
 import { StdioProcess } from './stdio-process.js';
-import type { CallOptions, NotificationListener, Upstream, UpstreamInfo, UpstreamOptions } from './types.js';
+import { WantedChanges } from './subscriptions.js';
+import type {
+  CallOptions,
+  ChangeSubscription,
+  NotificationListener,
+  Upstream,
+  UpstreamInfo,
+  UpstreamOptions,
+} from './types.js';
 
 const RESPAWN_BASE_MS = 100;
 const RESPAWN_MAX_MS = 10_000;
@@ -22,6 +30,7 @@ export class StdioUpstream implements Upstream {
   readonly #slots: (StdioProcess | undefined)[];
   readonly #starting: (Promise<StdioProcess> | undefined)[];
   readonly #listeners = new Set<NotificationListener>();
+  readonly #wanted = new WantedChanges();
   #info: UpstreamInfo | undefined;
   #connecting: Promise<UpstreamInfo> | undefined;
   #closed = false;
@@ -95,6 +104,15 @@ export class StdioUpstream implements Upstream {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Every process is its own server instance with its own state: each one is subscribed. */
+  async subscribe(subscription: ChangeSubscription): Promise<void> {
+    if (this.#closed) throw this.#closedError();
+    this.#wanted.merge(subscription);
+    if (!this.#info) await this.connect();
+    const live = this.#slots.filter((p): p is StdioProcess => p?.alive === true);
+    await Promise.all(live.map((process) => process.subscribe(this.#wanted)));
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -163,6 +181,8 @@ export class StdioUpstream implements Upstream {
     }
     this.#slots[index] = process;
     this.#info ??= process.info;
+    // A respawned process has none of the subscriptions its predecessor had.
+    if (!this.#wanted.empty) process.subscribe(this.#wanted).catch(() => undefined);
     return process;
   }
 

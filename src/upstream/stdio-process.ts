@@ -11,6 +11,7 @@ import {
   upstreamRpcError,
 } from './jsonrpc.js';
 import { BridgeTransport, createHandshakeClient, describeClient } from './negotiate.js';
+import { ConnectionSubscriber, type WantedChanges } from './subscriptions.js';
 import type { CallOptions, UpstreamInfo, UpstreamOptions } from './types.js';
 import { DEFAULT_CLIENT_INFO } from './jsonrpc.js';
 
@@ -36,6 +37,7 @@ export class StdioProcess {
   #child: ChildProcessWithoutNullStreams | undefined;
   #bridge: BridgeTransport | undefined;
   #client: Client | undefined;
+  #subscriber: ConnectionSubscriber | undefined;
   readonly #outstanding = new Map<number, Outstanding>();
   readonly #byToken = new Map<number, PendingCall>();
   #nextId = 1;
@@ -131,6 +133,7 @@ export class StdioProcess {
       );
     }
     this.info = describeClient(client);
+    this.#subscriber = new ConnectionSubscriber(client, this.info.era === 'modern');
     this.#envelope =
       this.info.era === 'modern' ? modernEnvelope(this.#options.clientInfo ?? DEFAULT_CLIENT_INFO) : undefined;
     return this.info;
@@ -171,6 +174,12 @@ export class StdioProcess {
     this.#child?.stdin.write(JSON.stringify({ jsonrpc: '2.0', method, params }) + '\n');
   }
 
+  /** Keeps this process subscribed to `wanted` (see `Upstream.subscribe`). */
+  subscribe(wanted: WantedChanges): Promise<void> {
+    if (this.#subscriber === undefined || !this.alive) return Promise.reject(this.#unavailable(true));
+    return this.#subscriber.apply(wanted);
+  }
+
   /** The SDK client for the rare paths (subscriptions/listen, resource subscribe, server requests). */
   get client(): Client | undefined {
     return this.#client;
@@ -183,6 +192,7 @@ export class StdioProcess {
   }
 
   kill(): void {
+    void this.#subscriber?.close();
     const child = this.#child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     this.#exitReason ??= 'was closed by the relay';
@@ -196,6 +206,12 @@ export class StdioProcess {
   #writeFromSdk(message: JSONRPCMessage): void {
     const child = this.#child;
     if (!child || this.#exitReason !== undefined) return;
+    if ('method' in message && 'id' in message && typeof message.id === 'string') {
+      // A string id (the SDK's `listen:N`) cannot collide with our numeric ids, and the server
+      // echoes it in the stream's notifications (`subscriptionId`): it must reach the wire as is.
+      child.stdin.write(JSON.stringify(message) + '\n');
+      return;
+    }
     if ('method' in message && 'id' in message) {
       // The SDK's own requests get ids from our counter too, so they cannot collide with calls.
       const id = this.#nextId++;
@@ -279,6 +295,11 @@ export class StdioProcess {
 
   #onResponse(message: Record<string, unknown>): void {
     const id = message['id'];
+    if (typeof id === 'string') {
+      // Only the SDK client sends string ids (see #writeFromSdk).
+      this.#bridge?.deliver(message as JSONRPCMessage);
+      return;
+    }
     const entry = typeof id === 'number' ? this.#outstanding.get(id) : undefined;
     if (entry === undefined) return; // a late answer to a call that timed out or was cancelled
     this.#finish(id as number, entry);

@@ -78,6 +78,15 @@ export interface UpstreamInfo {
 
 export type NotificationListener = (notification: JSONRPCNotification) => void;
 
+/** Change notifications to ask an upstream for (the 2026-07-28 `SubscriptionFilter`). */
+export interface ChangeSubscription {
+  toolsListChanged?: boolean | undefined;
+  promptsListChanged?: boolean | undefined;
+  resourcesListChanged?: boolean | undefined;
+  /** Resource URIs whose `notifications/resources/updated` should arrive. */
+  resourceSubscriptions?: readonly string[] | undefined;
+}
+
 /** One connection (an HTTP pool or a pool of child processes) to one MCP server. */
 export interface Upstream extends AsyncDisposable {
   readonly name: string;
@@ -92,6 +101,14 @@ export interface Upstream extends AsyncDisposable {
   request(method: string, params: Record<string, unknown> | undefined, options?: CallOptions): Promise<unknown>;
   /** Server-to-client notifications that are not progress for a call (list changes, resource updates, logs). */
   onNotification(listener: NotificationListener): () => void;
+  /**
+   * Asks the server to send these change notifications to the {@link onNotification} listeners.
+   * Requests accumulate: what was asked once stays asked, also across reconnects and respawns.
+   * 2026-07-28: one `subscriptions/listen` stream with the union (re-opened when it grows);
+   * 2025: list changes arrive unsolicited and each new URI gets a `resources/subscribe`.
+   * Connects if needed; resolves once the server acknowledged.
+   */
+  subscribe(subscription: ChangeSubscription): Promise<void>;
   /** In-flight calls and waiting callers, for pool metrics and admission. */
   readonly load: { inFlight: number; queued: number; capacity: number };
   /** Ends every call, closes sockets, kills child processes, clears timers. Idempotent. */
