@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { registerConfigCommands } from './config-command.js';
 import { runDemo } from './demo.js';
-import { serve } from './serve.js';
+import { serve, serveStdio } from './serve.js';
 
 const program = new Command();
 program
@@ -26,6 +26,14 @@ program
   .option('-p, --port <port>', 'port to listen on; 0 picks a free one (default 8080, or server.port)')
   .action(async (flags: { config?: string; host?: string; port?: string }) => {
     await serve(flags, (line) => process.stdout.write(line + '\n'));
+  });
+
+program
+  .command('stdio')
+  .description('run the gateway over stdio, for MCP clients that can only spawn a command')
+  .option('-c, --config <file>', 'configuration file (YAML or JSON); without it, the bundled demo server')
+  .action(async (flags: { config?: string }) => {
+    await serveStdio(flags);
   });
 
 registerConfigCommands(program);

@@ -1,6 +1,6 @@
 import { loadConfigFile, resolveProxyConfig, SERVER_DEFAULTS, type ResolvedRelayConfig } from '../config/index.js';
 import { demoUpstreamConfig } from '../demo/index.js';
-import { startGateway, type Gateway } from '../gateway/index.js';
+import { createGatewayCore, startGateway, StdioInbound, type Gateway } from '../gateway/index.js';
 import { RelayError, RelayErrorCode } from '../errors/index.js';
 
 export interface ServeFlags {
@@ -56,4 +56,29 @@ export async function serve(flags: ServeFlags, write: (line: string) => void): P
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+}
+
+/**
+ * `mcp-relay stdio`: the gateway for clients that only spawn commands. stdout carries JSON-RPC
+ * alone; the process ends when the client closes stdin.
+ */
+export async function serveStdio(flags: Pick<ServeFlags, 'config'>): Promise<void> {
+  const config = flags.config ? await loadConfigFile(flags.config) : embeddedConfig();
+  const core = await createGatewayCore({
+    upstreams: config.upstreams,
+    namespacing: config.server.namespacing,
+    pageSize: config.server.pageSize,
+  });
+  const inbound = new StdioInbound(core, {
+    input: process.stdin,
+    output: process.stdout,
+    maxMessageBytes: config.server.maxBodyBytes,
+  });
+  const stop = new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await Promise.race([inbound.ended, stop]);
+  inbound.close();
+  await core.close();
 }

@@ -41,22 +41,30 @@ export interface Gateway extends AsyncDisposable {
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
-/**
- * `mcp-relay serve`: one MCP endpoint in front of many upstreams. `/mcp` serves the aggregate,
- * `/mcp/<name>` one upstream; `/healthz` and `/readyz` for orchestrators.
- */
-export async function startGateway(options: GatewayOptions): Promise<Gateway> {
-  const host = options.host ?? '127.0.0.1';
+/** The protocol core over the configured upstreams, for any inbound transport (HTTP, stdio). */
+export async function createGatewayCore(
+  options: Pick<GatewayOptions, 'upstreams' | 'namespacing' | 'separator' | 'pageSize' | 'serverInfo' | 'instructions'>,
+): Promise<GatewayCore> {
   const upstreams: GatewayUpstream[] = await Promise.all(
     options.upstreams.map(async (config) => ({ name: config.name, factory: await createProxyFactory(config) })),
   );
-  const core = new GatewayCore(upstreams, {
+  return new GatewayCore(upstreams, {
     namespacing: options.namespacing ?? 'on_collision',
     separator: options.separator ?? '__',
     pageSize: options.pageSize ?? 500,
     serverInfo: options.serverInfo ?? { name: 'mcp-relay', version: '0.1.0' },
     instructions: options.instructions,
   });
+}
+
+/**
+ * `mcp-relay serve`: one MCP endpoint in front of many upstreams. `/mcp` serves the aggregate,
+ * `/mcp/<name>` one upstream; `/healthz` and `/readyz` for orchestrators.
+ */
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const host = options.host ?? '127.0.0.1';
+  const core = await createGatewayCore(options);
+  const upstreams = core.catalog.upstreams;
   const inbound = new HttpInbound(core, {
     maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024,
     allowedOrigins: options.allowedOrigins ?? [],
