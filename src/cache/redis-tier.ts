@@ -69,6 +69,8 @@ export class RedisTier implements SharedTier {
   readonly #safeUrl: string;
   readonly #listeners = new Set<(invalidation: RemoteInvalidation) => void>();
   #pending: RemoteInvalidation[] = [];
+  /** Writes and invalidations not yet answered, for {@link flush}. */
+  readonly #inFlight = new Set<Promise<unknown>>();
   #state: 'connecting' | 'up' | 'down' = 'connecting';
   #subscriberReady = false;
   #subscriberWasDown = false;
@@ -161,14 +163,20 @@ export class RedisTier implements SharedTier {
     const tagKey = this.#tagKey(tag);
     // The value is serialized once, inside the envelope, never re-encoded as a string.
     const payload = `{"e":${entry.expiresAt},"s":${entry.staleUntil},"c":"${entry.category}","v":${JSON.stringify(entry.value)}}`;
-    this.#client
-      .multi()
-      .set(entryKey, payload, { expiration: { type: 'PX', value: ttl } })
-      .sAdd(tagKey, entryKey)
-      .pExpire(tagKey, TAG_SET_TTL_MS)
-      .sAdd(this.#tagsKey, tag)
-      .exec()
-      .catch((error: unknown) => this.#down(error));
+    this.#track(
+      this.#client
+        .multi()
+        .set(entryKey, payload, { expiration: { type: 'PX', value: ttl } })
+        .sAdd(tagKey, entryKey)
+        .pExpire(tagKey, TAG_SET_TTL_MS)
+        .sAdd(this.#tagsKey, tag)
+        .exec()
+        .catch((error: unknown) => this.#down(error)),
+    );
+  }
+
+  async flush(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
 
   invalidate(invalidation: RemoteInvalidation): void {
@@ -176,10 +184,12 @@ export class RedisTier implements SharedTier {
       this.#queue(invalidation);
       return;
     }
-    this.#deleteAndPublish(invalidation).catch((error: unknown) => {
-      this.#queue(invalidation);
-      this.#down(error);
-    });
+    this.#track(
+      this.#deleteAndPublish(invalidation).catch((error: unknown) => {
+        this.#queue(invalidation);
+        this.#down(error);
+      }),
+    );
   }
 
   onRemoteInvalidation(listener: (invalidation: RemoteInvalidation) => void): void {
@@ -188,11 +198,17 @@ export class RedisTier implements SharedTier {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    await this.flush();
     this.#closed = true;
     await Promise.allSettled([closeClient(this.#subscriber), closeClient(this.#client)]);
   }
 
   // -------------------------------------------------------------------------------------------
+
+  #track(promise: Promise<unknown>): void {
+    this.#inFlight.add(promise);
+    void promise.finally(() => this.#inFlight.delete(promise));
+  }
 
   #entryKey(key: string): string {
     return `${this.#prefix}e:${createHash('sha1').update(key).digest('base64url')}`;

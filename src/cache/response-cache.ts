@@ -247,6 +247,11 @@ export class ResponseCache {
     };
   }
 
+  /** Resolves once every write and invalidation sent to the shared tier has been answered. */
+  async flush(): Promise<void> {
+    await this.#l2?.flush();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

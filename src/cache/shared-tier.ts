@@ -36,6 +36,8 @@ export interface SharedTier {
   invalidate(invalidation: RemoteInvalidation): void;
   /** Invalidations published by other processes (never this one's own). */
   onRemoteInvalidation(listener: (invalidation: RemoteInvalidation) => void): void;
+  /** Resolves once the writes and invalidations sent so far have been answered (or failed). */
+  flush(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -1,0 +1,371 @@
+/**
+ * The cache's shared tier on a real Redis: entries served across processes, invalidation fanned
+ * out over pub/sub, private entries kept home, an outage survived without a failed call, and the
+ * Redis-backed ResponseCacheStore under a plain SDK client.
+ *
+ * Redis: `REDIS_URL` or redis://127.0.0.1:6379 when it answers (a random key prefix per run,
+ * removed afterwards), else a redis-server this file starts. The outage test always starts and
+ * kills its own. Without `redis-server` (and no Redis answering) these tests fail, naming
+ * scripts/ensure-redis.sh: they never pass by skipping.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import diagnosticsChannel from 'node:diagnostics_channel';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { createMcpHandler, McpServer } from '@modelcontextprotocol/server';
+import { toNodeHandler, type NodeIncomingMessageLike } from '@modelcontextprotocol/node';
+import { createClient } from 'redis';
+
+import {
+  CACHE_CHANNELS,
+  RedisResponseCacheStore,
+  type CacheInvalidateEvent,
+  type CacheL2Event,
+} from '../src/cache/index.js';
+import { createProxyFactory, type ProxyConfig, type ProxyFactoryOptions } from '../src/index.js';
+import { DEMO_README_URI, startInProcessHttpFixture } from './fixtures/index.js';
+
+const fixture = await startInProcessHttpFixture({ mode: 'modern' });
+const prefix = `mcp-relay-test:${randomUUID()}:`;
+let sharedUrl: string;
+let ownShared: OwnRedis | undefined;
+
+before(async () => {
+  const candidate = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+  if (await answers(candidate)) {
+    sharedUrl = candidate;
+  } else {
+    ownShared = await startOwnRedis();
+    sharedUrl = ownShared.url;
+  }
+});
+
+after(async () => {
+  await fixture.stop();
+  if (sharedUrl !== undefined) await removeKeys(sharedUrl, `${prefix}*`);
+  await ownShared?.stop();
+});
+
+function calls(tool: string): number {
+  return fixture.state.calls.get(tool) ?? 0;
+}
+
+function nextEvent<T>(name: string, accept: (message: T) => boolean = () => true): Promise<T> {
+  return new Promise((resolve) => {
+    const listener = (message: unknown): void => {
+      if (!accept(message as T)) return;
+      diagnosticsChannel.unsubscribe(name, listener);
+      resolve(message as T);
+    };
+    diagnosticsChannel.subscribe(name, listener);
+  });
+}
+
+/** A factory with its own cache and its own Redis connections: what one process of a deployment has. */
+async function processLike(url: string, config: Partial<ProxyConfig> = {}, options?: ProxyFactoryOptions) {
+  const ready = nextEvent<CacheL2Event>(CACHE_CHANNELS.l2, (event) => event.state === 'up');
+  const factory = await createProxyFactory(
+    {
+      serverUrl: fixture.url,
+      name: 'demo',
+      maxRetries: 0,
+      cache: { tools: ['add', 'big'], redis: { url, prefix } },
+      ...config,
+    } as ProxyConfig,
+    options,
+  );
+  await ready;
+  return factory;
+}
+
+void describe('shared tier', () => {
+  void test('two processes sharing one Redis serve each other’s entries', async () => {
+    await using a = await processLike(sharedUrl);
+    await using b = await processLike(sharedUrl);
+    const before = calls('add');
+    const fromA = await a.createToolProxy('add').execute({ a: 40, b: 2 });
+    await a.cache!.flush();
+    const fromB = await b.createToolProxy('add').execute({ b: 2, a: 40 });
+    assert.equal(calls('add'), before + 1, 'B was served from Redis');
+    assert.deepEqual(fromB, fromA);
+    assert.ok(Object.isFrozen(fromB));
+    assert.equal(b.cache!.stats().byCategory.tools.l2Hits, 1);
+    await b.createToolProxy('add').execute({ a: 40, b: 2 });
+    assert.equal(b.cache!.stats().byCategory.tools.hits, 2, 'then from its own memory');
+  });
+
+  void test('an invalidation in one process reaches the other within 100 ms', async () => {
+    await using a = await processLike(sharedUrl);
+    await using b = await processLike(sharedUrl);
+    await a.createToolProxy('add').execute({ a: 1, b: 1 });
+    await a.cache!.flush();
+    await b.createToolProxy('add').execute({ a: 1, b: 1 });
+    const before = calls('add');
+    const seen = nextEvent<CacheInvalidateEvent>(CACHE_CHANNELS.invalidate, (event) => event.source === 'remote');
+    const started = performance.now();
+    a.cache!.invalidate({ tool: 'add' });
+    await seen;
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed < 100, `took ${elapsed.toFixed(1)} ms`);
+    await b.createToolProxy('add').execute({ a: 1, b: 1 });
+    assert.equal(calls('add'), before + 1, 'B asked the upstream: the entry is gone from its memory and from Redis');
+  });
+
+  void test('private entries never leave the process', async () => {
+    const server = await startPrivateHintServer();
+    const redis = createClient({ url: sharedUrl });
+    await redis.connect();
+    try {
+      const privatePrefix = `${prefix}private:`;
+      const ready = nextEvent<CacheL2Event>(CACHE_CHANNELS.l2, (event) => event.state === 'up');
+      await using factory = await createProxyFactory(
+        { serverUrl: server.url, maxRetries: 0, cache: { redis: { url: sharedUrl, prefix: privatePrefix } } },
+        { identity: 'alice' },
+      );
+      await ready;
+      await factory.createResourceProxy('secret://inbox').read();
+      await factory.createResourceProxy('public://notice').read();
+      await factory.cache!.flush();
+      assert.equal(factory.cache!.stats().byCategory.resources.entries, 2);
+      const keys: string[] = [];
+      for await (const batch of redis.scanIterator({ MATCH: `${privatePrefix}e:*` })) keys.push(...batch);
+      assert.equal(keys.length, 1, 'only the public resource is in Redis');
+      const stored = await redis.get(keys[0]!);
+      assert.match(stored!, /public notice/);
+    } finally {
+      await redis.close();
+      await server.stop();
+    }
+  });
+});
+
+void describe('Redis outage', () => {
+  void test('a test-owned redis-server killed mid-load: zero failed calls, one warning, and L2 resumes after a restart', async () => {
+    const redis = await startOwnRedis();
+    const warnings: string[] = [];
+    const factory = await processLike(redis.url, {}, { logger: { warn: (message) => warnings.push(message) } });
+    try {
+      const add = factory.createToolProxy('add');
+      let done = 0;
+      let killed: Promise<void> | undefined;
+      const failures: unknown[] = [];
+      const worker = async (id: number): Promise<void> => {
+        for (let i = 0; i < 40; i++) {
+          try {
+            await add.execute({ a: id, b: i % 15 });
+          } catch (error) {
+            failures.push(error);
+          }
+          if (++done === 120) killed = redis.stop();
+        }
+      };
+      const down = nextEvent<CacheL2Event>(CACHE_CHANNELS.l2, (event) => event.state === 'down');
+      await Promise.all(Array.from({ length: 8 }, (_, id) => worker(id)));
+      await killed;
+      await down;
+      assert.deepEqual(failures, []);
+      assert.equal(done, 320);
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+      assert.match(warnings[0]!, /Redis at redis:\/\/127\.0\.0\.1:\d+\/? is unreachable .*serving from memory only/);
+      // Calls go on with memory alone while it is away.
+      const before = calls('add');
+      await add.execute({ a: 1000, b: 1 });
+      await add.execute({ a: 1000, b: 1 });
+      assert.equal(calls('add'), before + 1);
+
+      const up = nextEvent<CacheL2Event>(CACHE_CHANNELS.l2, (event) => event.state === 'up');
+      const restarted = await startOwnRedis(redis.port);
+      try {
+        await up;
+        await add.execute({ a: 2000, b: 1 });
+        await factory.cache!.flush();
+        await using other = await processLike(restarted.url);
+        const calledBefore = calls('add');
+        await other.createToolProxy('add').execute({ a: 2000, b: 1 });
+        assert.equal(calls('add'), calledBefore, 'served from the restarted Redis');
+        assert.equal(warnings.length, 1);
+      } finally {
+        await factory.close();
+        await restarted.stop();
+      }
+    } finally {
+      await factory.close();
+      await redis.stop();
+    }
+  });
+});
+
+void describe('RedisResponseCacheStore', () => {
+  void test('two plain SDK clients share resources/read and tools/list answers through Redis', async () => {
+    const store = new RedisResponseCacheStore({ url: sharedUrl, prefix: `${prefix}sdk:` });
+    const requests: string[] = [];
+    const countingFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      if (typeof init?.body === 'string') {
+        const method = (JSON.parse(init.body) as { method?: string }).method;
+        if (method !== undefined) requests.push(method);
+      }
+      return fetch(input, init);
+    };
+    const connect = async (): Promise<Client> => {
+      // SDK 2.4's client drops ttlMs/cacheScope from a result before its cache reads them, so every
+      // result counts as hint-less; defaultCacheTtlMs is what makes them fresh for a minute.
+      const client = new Client(
+        { name: 'sdk-client', version: '1.0.0' },
+        { responseCacheStore: store, defaultCacheTtlMs: 60_000 },
+      );
+      await client.connect(new StreamableHTTPClientTransport(new URL(fixture.url), { fetch: countingFetch }));
+      return client;
+    };
+    const first = await connect();
+    const second = await connect();
+    try {
+      const readme = await first.readResource({ uri: DEMO_README_URI });
+      const tools = await first.listTools();
+      const count = (method: string): number => requests.filter((m) => m === method).length;
+      assert.equal(count('resources/read'), 1);
+      assert.deepEqual(await second.readResource({ uri: DEMO_README_URI }), readme);
+      assert.deepEqual((await second.listTools()).tools.length, tools.tools.length);
+      assert.equal(count('resources/read'), 1, 'the second client was served from Redis');
+      assert.equal(count('tools/list'), 1);
+      await store.evict('resources/read');
+      await second.readResource({ uri: DEMO_README_URI });
+      assert.equal(count('resources/read'), 2, 'evict(method) empties it');
+    } finally {
+      await first.close();
+      await second.close();
+      await store.clear();
+      await store.close();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+interface OwnRedis {
+  url: string;
+  port: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+function requireRedisServer(): void {
+  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (probe.error !== undefined || probe.status !== 0) {
+    throw new Error(
+      'redis-server is not installed, and the cache tests need a real Redis: run scripts/ensure-redis.sh ' +
+        '(apt-get install -y redis-server), or set REDIS_URL to a running one',
+    );
+  }
+}
+
+/** Starts `redis-server` on a free (or the given) port with persistence off; stop() kills it by pid. */
+async function startOwnRedis(port?: number): Promise<OwnRedis> {
+  requireRedisServer();
+  const chosen = port ?? (await freePort());
+  const child: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    let output = '';
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      if (output.includes('Ready to accept connections')) {
+        child.stdout?.off('data', onData);
+        child.stdout?.resume();
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`redis-server on port ${chosen} exited with ${code}: ${output}`)));
+  });
+  let stopping: Promise<void> | undefined;
+  return {
+    url: `redis://127.0.0.1:${chosen}`,
+    port: chosen,
+    pid: child.pid!,
+    stop() {
+      stopping ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
+        await exited;
+      })();
+      return stopping;
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function answers(url: string): Promise<boolean> {
+  const client = createClient({ url, socket: { connectTimeout: 500, reconnectStrategy: false } });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.ping();
+    await client.close();
+    return true;
+  } catch {
+    if (client.isOpen) client.destroy();
+    return false;
+  }
+}
+
+async function removeKeys(url: string, pattern: string): Promise<void> {
+  const client = createClient({ url });
+  client.on('error', () => undefined);
+  await client.connect();
+  for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: 500 }))
+    if (keys.length > 0) await client.unlink(keys);
+  await client.close();
+}
+
+/** A 2026-07-28 server with one private and one public resource (60 s hints each). */
+async function startPrivateHintServer() {
+  const entry = createMcpHandler(() => {
+    const server = new McpServer({ name: 'private-hints', version: '1.0.0' }, { capabilities: { resources: {} } });
+    server.registerResource(
+      'inbox',
+      'secret://inbox',
+      { cacheHint: { ttlMs: 60_000, cacheScope: 'private' } },
+      (uri) => ({
+        contents: [{ uri: uri.href, text: 'private mail' }],
+      }),
+    );
+    server.registerResource(
+      'notice',
+      'public://notice',
+      { cacheHint: { ttlMs: 60_000, cacheScope: 'public' } },
+      (uri) => ({
+        contents: [{ uri: uri.href, text: 'public notice' }],
+      }),
+    );
+    return server;
+  });
+  const handler = toNodeHandler(entry);
+  const httpServer = http.createServer((req, res) => {
+    void handler(req as NodeIncomingMessageLike, res);
+  });
+  await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+  const { port } = httpServer.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    async stop() {
+      await entry.close();
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    },
+  };
+}
