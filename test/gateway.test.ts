@@ -357,3 +357,28 @@ describe('hardening at the edge', () => {
     }
   });
 });
+
+describe('server-to-client requests on a 2025 session', () => {
+  test('elicitation and sampling from a legacy upstream round-trip through the gateway to the client', async () => {
+    const client = new Client(
+      { name: 'asker', version: '1.0.0' },
+      { capabilities: { elicitation: { form: {} }, sampling: {} } },
+    );
+    client.setRequestHandler('elicitation/create', (request) => {
+      assert.match(JSON.stringify(request.params), /favourite colour/);
+      return Promise.resolve({ action: 'accept', content: { answer: 'teal' } });
+    });
+    client.setRequestHandler('sampling/createMessage', () =>
+      Promise.resolve({ role: 'assistant', content: { type: 'text', text: 'forty-two' }, model: 'test-model' }),
+    );
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp`)));
+    try {
+      const asked = await client.callTool({ name: 'legacy__ask', arguments: { question: 'favourite colour?' } });
+      assert.equal(textOf(asked), 'answer: teal');
+      const sampled = await client.callTool({ name: 'legacy__sample', arguments: { prompt: 'the answer?' } });
+      assert.equal(textOf(sampled), 'model said: forty-two');
+    } finally {
+      await client.close();
+    }
+  });
+});

@@ -263,6 +263,54 @@ async function addedLatency(state: DemoState, ctx: ServerContext): Promise<void>
 }
 
 function registerTools(server: McpServer, state: DemoState): void {
+  // Server-to-client requests, the 2025 push model: elicitation and sampling mid-call.
+  server.registerTool(
+    'ask',
+    {
+      description: 'Asks the user a question (elicitation) and returns the answer. 2025 connections only.',
+      inputSchema: z.object({ question: z.string() }),
+    },
+    async ({ question }, ctx) => {
+      await begin(state, 'ask', ctx);
+      try {
+        // relatedRequestId puts the question on this call's own stream, where the caller is listening.
+        const answer = await ctx.mcpReq.elicitInput(
+          {
+            message: question,
+            requestedSchema: { type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'] },
+          },
+          { relatedRequestId: ctx.mcpReq.id },
+        );
+        if (answer.action !== 'accept') return text(`user chose ${answer.action}`);
+        return text(`answer: ${String(answer.content?.['answer'] ?? '')}`);
+      } catch (error) {
+        return toolError(`elicitation failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    },
+  );
+
+  server.registerTool(
+    'sample',
+    {
+      description:
+        "Asks the client's model to complete a prompt (sampling) and returns its text. 2025 connections only.",
+      inputSchema: z.object({ prompt: z.string() }),
+    },
+    async ({ prompt }, ctx) => {
+      await begin(state, 'sample', ctx);
+      try {
+        const result = await ctx.mcpReq.requestSampling(
+          { messages: [{ role: 'user', content: { type: 'text', text: prompt } }], maxTokens: 100 },
+          { relatedRequestId: ctx.mcpReq.id },
+        );
+        const content = Array.isArray(result.content) ? result.content[0] : result.content;
+        return text(`model said: ${content?.type === 'text' ? content.text : JSON.stringify(content)}`);
+      } catch (error) {
+        return toolError(`sampling failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    },
+  );
+
   server.registerTool(
     'echo',
     { description: 'Returns its text unchanged.', inputSchema: z.object({ text: z.string() }) },

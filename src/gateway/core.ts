@@ -9,7 +9,7 @@ import {
   type ServerCapabilities,
 } from '@modelcontextprotocol/client';
 import type { ExecuteOptions } from '../proxy/index.js';
-import type { ProgressUpdate } from '../upstream/index.js';
+import type { ProgressUpdate, ServerRequestHandler } from '../upstream/index.js';
 import { Catalog, type CatalogOptions, type GatewayUpstream, type Route } from './catalog.js';
 import { isObject, RpcCode, RpcError } from './rpc.js';
 
@@ -47,6 +47,8 @@ export interface RequestContext {
   signal: AbortSignal;
   /** Set when the client asked for progress: forwards each update to it. */
   onProgress?: ((update: ProgressUpdate) => void) | undefined;
+  /** Set on connections that can carry server-to-client requests (2025 sessions): relays them to the client. */
+  onServerRequest?: ServerRequestHandler | undefined;
   /** Only this upstream (the `/mcp/<name>` endpoint), or all of them. */
   scope?: GatewayUpstream | undefined;
   /** The caller's tenant: its own cache partition. */
@@ -188,7 +190,11 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
         );
       }
       case 'resources/templates/list':
-        return this.#page('resourceTemplates', (await catalog.templates(ctx.signal)).items, params);
+        return this.#page(
+          'resourceTemplates',
+          this.#visibleTemplates(ctx, await catalog.templates(ctx.signal)),
+          params,
+        );
       case 'tools/call': {
         const name = requireString(params, 'name');
         return this.#forward(await catalog.routeTool(name, ctx.signal), method, params, ctx, 'name');
@@ -253,6 +259,21 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     });
   }
 
+  /** The resource templates this caller may see: those of upstreams it may read from. */
+  #visibleTemplates(
+    ctx: RequestContext,
+    view: { items: readonly { uriTemplate: string }[]; matchers: readonly { route: Route }[] },
+  ): readonly unknown[] {
+    const policy = this.#options.policy;
+    const caller = ctx.caller;
+    if (!policy || !caller) return view.items;
+    const allowed = new Set<string>();
+    for (const { route } of view.matchers) {
+      if (policy.allows(caller, route.upstream.name, 'resource', route.name)) allowed.add(route.name);
+    }
+    return view.items.filter((template) => allowed.has(template.uriTemplate));
+  }
+
   #forward(
     route: Route,
     method: string,
@@ -276,7 +297,22 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     }
     const upstreamParams = this.#upstreamParams(params);
     if (renameKey && upstreamParams) upstreamParams[renameKey] = route.name;
-    const options: ExecuteOptions = { signal: ctx.signal, onProgress: ctx.onProgress };
+    const options: ExecuteOptions = {
+      signal: ctx.signal,
+      onProgress: ctx.onProgress,
+      onServerRequest: ctx.onServerRequest,
+    };
+    const caller = ctx.caller;
+    if (caller !== undefined) {
+      const transport = route.upstream.factory.config.transport;
+      const forward = transport.kind === 'http' && transport.forwardAuth === true;
+      // The caller's tenant is its cache partition. An upstream that sees each caller's own token
+      // may answer each differently: its answers are then kept per caller.
+      options.tenant = forward ? `${caller.tenant}\u0000${caller.identity}` : caller.tenant;
+      options.identity = caller.identity;
+      // Only to upstreams configured with forward_auth does the caller's token ever go.
+      if (forward && caller.token !== undefined) options.headers = { authorization: `Bearer ${caller.token}` };
+    }
     return route.upstream.factory.request(method, upstreamParams, options);
   }
 

@@ -44,6 +44,8 @@ interface LegacySession {
   readonly subscriptions: Set<string>;
   /** In-flight requests by the client's id, so `notifications/cancelled` can abort them. */
   readonly inFlight: Map<JsonRpcId, AbortController>;
+  /** Requests the gateway relayed to the client (sampling, elicitation, roots), awaiting its answer. */
+  readonly asked: Map<string, { resolve: (result: unknown) => void; reject: (error: unknown) => void }>;
   lastSeen: number;
 }
 
@@ -262,6 +264,7 @@ export class HttpInbound {
         streams: new Set(),
         subscriptions: new Set(),
         inFlight: new Map(),
+        asked: new Map(),
         lastSeen: Date.now(),
       };
       this.#sessions.set(session.id, session);
@@ -272,7 +275,13 @@ export class HttpInbound {
     const session = this.#session(req, res, caller);
     if (!session) return;
     if (typeof method !== 'string') {
-      // A response to a server-to-client request; the gateway sends none of those on this path yet.
+      // The client's answer to a request the gateway relayed from an upstream.
+      const asked = typeof message['id'] === 'string' ? session.asked.get(message['id']) : undefined;
+      if (asked) {
+        session.asked.delete(message['id'] as string);
+        if (message['error'] !== undefined) asked.reject(message['error']);
+        else asked.resolve(message['result']);
+      }
       res.writeHead(202).end();
       return;
     }
@@ -316,12 +325,28 @@ export class HttpInbound {
         writeEvent(res, notificationMessage('notifications/progress', { progressToken, ...definedOnly(update) }));
       };
     }
+    if (session) {
+      ctx.onServerRequest = (serverMethod, serverParams) => {
+        // The question travels on this request's stream; the answer comes back as a POST.
+        if (!res.headersSent) res.writeHead(200, SSE_HEADERS);
+        const askId = `relay-${randomUUID()}`;
+        const answer = new Promise<unknown>((resolve, reject) => {
+          session.asked.set(askId, { resolve, reject });
+          controller.signal.addEventListener('abort', () => {
+            session.asked.delete(askId);
+            reject(new RpcError(RpcCode.InternalError, 'the request that asked was cancelled'));
+          });
+        });
+        writeEvent(res, JSON.stringify({ jsonrpc: '2.0', id: askId, method: serverMethod, params: serverParams }));
+        return answer;
+      };
+    }
     let payload: string;
     try {
       payload = resultResponse(id, await this.#core.handle(method, params, ctx));
     } catch (error) {
       const rpcError = toRpcError(error);
-      if (!res.headersSent && !streams) {
+      if (!res.headersSent) {
         res.writeHead(200, JSON_HEADERS).end(errorResponse(id, rpcError));
         return;
       }

@@ -1,12 +1,15 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Implementation } from '@modelcontextprotocol/client';
-import type { ResolvedUpstreamConfig } from '../config/index.js';
+import type { ResolvedAuthConfig, ResolvedTenantsConfig, ResolvedUpstreamConfig } from '../config/index.js';
+import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { createProxyFactory } from '../proxy/index.js';
 import type { GatewayUpstream, Namespacing } from './catalog.js';
+import { checkExposure, createAuthenticator, type Authenticator } from './auth.js';
 import { GatewayCore } from './core.js';
 import { HttpInbound, writeError } from './http.js';
 import { RpcCode, RpcError } from './rpc.js';
+import { TenantPolicy } from './tenants.js';
 
 export interface GatewayOptions {
   upstreams: readonly ResolvedUpstreamConfig[];
@@ -28,6 +31,19 @@ export interface GatewayOptions {
   instructions?: string | undefined;
   /** A legacy session unused this long is dropped, in ms. Default 30 min. */
   sessionIdleMs?: number | undefined;
+  /**
+   * Who may call: API keys, JWT, anonymous callers. Without it the gateway serves anonymous
+   * callers, and refuses to start on a host that is not a loopback address.
+   */
+  auth?: ResolvedAuthConfig | undefined;
+  /**
+   * Tenants' rules (allowed upstreams and tools, concurrency, rate). With it, callers' tenants must
+   * be defined here (the anonymous tenant is added, unrestricted, when not). Without it, any tenant
+   * an API key or token names is served without limits.
+   */
+  tenants?: ResolvedTenantsConfig | undefined;
+  /** Monotonic milliseconds for the tenants' token buckets. Default `performance.now()`. */
+  clock?: { now(): number } | undefined;
 }
 
 export interface Gateway extends AsyncDisposable {
@@ -54,6 +70,7 @@ export async function createGatewayCore(
     pageSize: options.pageSize ?? 500,
     serverInfo: options.serverInfo ?? { name: 'mcp-relay', version: '0.1.0' },
     instructions: options.instructions,
+    policy: access.policy,
   });
 }
 
@@ -63,6 +80,7 @@ export async function createGatewayCore(
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? '127.0.0.1';
+  const access = accessControl(options, host);
   const core = await createGatewayCore(options);
   const upstreams = core.catalog.upstreams;
   const inbound = new HttpInbound(core, {
@@ -71,6 +89,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     loopbackOnly: LOOPBACK.has(host),
     sessionIdleMs: options.sessionIdleMs ?? 30 * 60_000,
     keepAliveMs: 15_000,
+    authenticate: access.authenticate,
   });
   let draining = false;
 
@@ -142,4 +161,40 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** The anonymous-only auth of a gateway without an `auth` section (loopback only). */
+const ANONYMOUS_AUTH: ResolvedAuthConfig = Object.freeze({
+  apiKeys: Object.freeze([]),
+  allowAnonymous: true,
+  anonymousTenant: 'default',
+});
+
+/**
+ * The authenticator and tenant policy, checked before any upstream starts. Without `auth` and
+ * `tenants` there is neither: every caller may do everything (on loopback only).
+ */
+function accessControl(
+  options: GatewayOptions,
+  host: string,
+): { authenticate: Authenticator | undefined; policy: TenantPolicy | undefined } {
+  checkExposure(host, options.auth);
+  const tenants = options.tenants;
+  if (options.auth === undefined && tenants === undefined) return { authenticate: undefined, policy: undefined };
+  const auth = options.auth ?? ANONYMOUS_AUTH;
+  const authenticate = createAuthenticator(auth, { tenants: tenants === undefined ? undefined : Object.keys(tenants) });
+  if (tenants === undefined) return { authenticate, policy: undefined };
+  const names = new Set(options.upstreams.map((u) => u.name));
+  for (const [tenant, rules] of Object.entries(tenants)) {
+    const unknown = rules.allowedUpstreams?.find((name) => !names.has(name));
+    if (unknown !== undefined) {
+      throw new RelayError(
+        RelayErrorCode.InvalidConfig,
+        `tenants.${tenant}.allowed_upstreams: expected the name of an upstream (${[...names].join(', ')}), got "${unknown}"`,
+      );
+    }
+  }
+  const defined: Record<string, ResolvedTenantsConfig[string]> = Object.assign(Object.create(null) as object, tenants);
+  if (auth.allowAnonymous && !Object.hasOwn(tenants, auth.anonymousTenant)) defined[auth.anonymousTenant] = {};
+  return { authenticate, policy: new TenantPolicy(defined, { clock: options.clock }) };
 }

@@ -34,7 +34,13 @@ import {
 import { resolveProxyConfig, type ProxyConfig, type ResolvedUpstreamConfig } from '../config/index.js';
 import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { withRetry } from '../resilience/index.js';
-import { createUpstream, type CallOptions, type ProgressUpdate, type Upstream } from '../upstream/index.js';
+import {
+  createUpstream,
+  type CallOptions,
+  type ServerRequestHandler,
+  type ProgressUpdate,
+  type Upstream,
+} from '../upstream/index.js';
 
 /** Per-call options of every proxy method. */
 export interface ExecuteOptions {
@@ -46,6 +52,10 @@ export interface ExecuteOptions {
   onProgress?: ((update: ProgressUpdate) => void) | undefined;
   /** Extra `_meta` entries passed upstream unchanged (e.g. `traceparent`). */
   meta?: Readonly<Record<string, unknown>> | undefined;
+  /** HTTP upstreams: headers for this call over the configured ones (the gateway's `forward_auth`). */
+  headers?: Readonly<Record<string, string>> | undefined;
+  /** Answers requests the server sends back mid-call (sampling, elicitation, roots: the 2025 push model). */
+  onServerRequest?: ServerRequestHandler | undefined;
   /**
    * `'default'`: serve a fresh cached result, store a cacheable one. `'bypass'`: neither read nor
    * write the cache. `'refresh'`: always ask the upstream and store its answer.
@@ -426,6 +436,8 @@ export class ProxyFactory implements AsyncDisposable {
             timeoutMs: options.timeout,
             onProgress: options.onProgress,
             meta: options.meta,
+            headers: options.headers,
+            onServerRequest: options.onServerRequest,
           };
     if (this.config.maxRetries === 0) return this.upstream.request(method, params, callOptions);
     return withRetry(() => this.upstream.request(method, params, callOptions), {

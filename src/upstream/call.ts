@@ -23,6 +23,8 @@ export class PendingCall {
   #onAbort: (() => void) | undefined;
   settled = false;
   readonly method: string;
+  /** Answers the server's own requests made while this call runs; see {@link CallOptions.onServerRequest}. */
+  readonly onServerRequest: CallOptions['onServerRequest'];
   /** Called once when the call ends early (deadline or abort), to tell the upstream. */
   readonly #onCancel: (reason: RelayError) => void;
 
@@ -36,6 +38,7 @@ export class PendingCall {
     onCancel: (reason: RelayError) => void,
   ) {
     this.method = method;
+    this.onServerRequest = options?.onServerRequest;
     this.#upstream = upstream;
     this.#timeoutMs = timeoutMs;
     this.#onCancel = onCancel;

@@ -271,6 +271,7 @@ export class HttpUpstream implements Upstream {
         const name = mcpName(method, params);
         if (name !== undefined) headers['mcp-name'] = encodeHeaderValue(name);
       }
+      if (options?.headers !== undefined) headers = withHeaders(headers, options.headers);
       this.#pool
         .request({
           path: this.#url.pathname + this.#url.search,
@@ -434,9 +435,45 @@ export class HttpUpstream implements Upstream {
       call.progress(progressFromParams((message['params'] ?? {}) as Record<string, unknown>));
       return;
     }
-    if (message['id'] === undefined) this.#emit(message as unknown as JSONRPCNotification);
+    const id = message['id'];
+    if (id !== undefined && call.onServerRequest && message['method'] !== 'ping') {
+      this.#answerServerRequest(session, id, call.onServerRequest, message);
+      return;
+    }
+    if (id === undefined) this.#emit(message as unknown as JSONRPCNotification);
     // Hand it to the SDK client too: it answers server requests (ping, sampling, elicitation).
     session.transport.onmessage?.(message as unknown as JSONRPCMessage);
+  }
+
+  /** Relays a server-to-client request to the call's caller and POSTs the answer back. */
+  #answerServerRequest(
+    session: Session,
+    id: unknown,
+    handler: NonNullable<PendingCall['onServerRequest']>,
+    message: Record<string, unknown>,
+  ): void {
+    const params = message['params'] as Record<string, unknown> | undefined;
+    handler(message['method'] as string, params)
+      .then(
+        (result) => ({ jsonrpc: '2.0', id, result }),
+        (error: unknown) => ({
+          jsonrpc: '2.0',
+          id,
+          error: isJsonRpcErrorObject(error)
+            ? { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) }
+            : { code: -32603, message: error instanceof Error ? error.message : String(error) },
+        }),
+      )
+      .then((response) =>
+        this.#pool.request({
+          path: this.#url.pathname + this.#url.search,
+          method: 'POST',
+          headers: session.headers,
+          body: JSON.stringify(response),
+        }),
+      )
+      .then((response) => response.body.dump())
+      .catch(() => {});
   }
 
   #sendCancelled(session: Session, id: number, reason: string): void {
@@ -498,6 +535,14 @@ export class HttpUpstream implements Upstream {
 class SessionExpired extends Error {}
 
 /** Walks an error's causes (undici, fetch and SDK errors wrap each other) for its codes and root message. */
+/** `base` with `extra` over it; a name in both (in any case) keeps only `extra`'s spelling and value. */
+function withHeaders(base: Record<string, string>, extra: Readonly<Record<string, string>>): Record<string, string> {
+  const replaced = new Set(Object.keys(extra).map((name) => name.toLowerCase()));
+  const out: Record<string, string> = {};
+  for (const name in base) if (!replaced.has(name.toLowerCase())) out[name] = base[name]!;
+  return Object.assign(out, extra);
+}
+
 function errorChain(error: unknown): { code: string | undefined; detail: string } {
   const codes: string[] = [];
   let message = '';

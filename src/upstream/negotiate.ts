@@ -30,7 +30,9 @@ export function createHandshakeClient(
   probeTimeoutMs: number,
 ) {
   return new Client(clientInfo, {
-    capabilities: {},
+    // Declared so that servers may ask: the relay passes such requests to the caller that can
+    // answer them (a gateway client), and answers "method not found" where nobody can.
+    capabilities: { sampling: {}, elicitation: { form: {} }, roots: { listChanged: true } },
     versionNegotiation: { mode: negotiationMode(preference), probe: { timeoutMs: probeTimeoutMs } },
   });
 }

@@ -47,6 +47,9 @@ export interface UpstreamOptions {
   clientInfo?: Implementation | undefined;
 }
 
+/** Resolves with the JSON-RPC result for a server-to-client request, or rejects with an error to send back. */
+export type ServerRequestHandler = (method: string, params: Record<string, unknown> | undefined) => Promise<unknown>;
+
 export interface ProgressUpdate {
   progress: number;
   total?: number | undefined;
@@ -66,6 +69,16 @@ export interface CallOptions {
   onProgress?: ((update: ProgressUpdate) => void) | undefined;
   /** Extra `_meta` entries passed upstream unchanged (e.g. `traceparent`). */
   meta?: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * HTTP only: headers for this call, over the upstream's own (names compared case-insensitively),
+   * e.g. a gateway caller's `authorization` under `forward_auth`. Ignored by stdio upstreams.
+   */
+  headers?: Readonly<Record<string, string>> | undefined;
+  /**
+   * Answers a request the server sends back while this call runs (2025 push model: sampling,
+   * elicitation, roots). Without it the SDK client's own handlers answer (method not found).
+   */
+  onServerRequest?: ServerRequestHandler | undefined;
 }
 
 export interface UpstreamInfo {
