@@ -89,6 +89,8 @@ export class HttpInbound {
   readonly #sweeper: NodeJS.Timeout;
   readonly #keepAlive: NodeJS.Timeout;
   #closed = false;
+  #answering = 0;
+  #onIdle: (() => void) | undefined;
 
   constructor(core: GatewayCore, options: HttpInboundOptions) {
     this.#core = core;
@@ -103,6 +105,29 @@ export class HttpInbound {
 
   get sessionCount(): number {
     return this.#sessions.size;
+  }
+
+  /** Requests being answered right now (listen and GET streams excluded: they never finish). */
+  get inFlight(): number {
+    return this.#answering;
+  }
+
+  /**
+   * Waits until every request being answered has finished, or `timeoutMs` has passed; new ones are
+   * refused meanwhile by the caller closing the listener. Resolves with the number still running.
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    if (this.#answering === 0) return 0;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      timer.unref();
+      this.#onIdle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.#onIdle = undefined;
+    return this.#answering;
   }
 
   /** Serves `/mcp` (scope undefined: every upstream) or `/mcp/<name>` (one upstream). */
@@ -309,6 +334,10 @@ export class HttpInbound {
     base: Pick<RequestContext, 'era' | 'scope' | 'caller'>,
     session: LegacySession | undefined,
   ): Promise<void> {
+    this.#answering++;
+    res.once('close', () => {
+      if (--this.#answering === 0) this.#onIdle?.();
+    });
     const controller = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) controller.abort();
