@@ -868,3 +868,57 @@ describe('server section', () => {
     );
   });
 });
+
+void describe('cache settings', () => {
+  void test("per-category TTLs: cache.ttl wins over cache_ttl, which wins over the seed's defaults", () => {
+    const seed = resolveProxyConfig({ serverUrl: 'http://h/mcp' });
+    assert.deepEqual(seed.cache.ttlMs, { tools: 300_000, resources: 300_000, prompts: 600_000, metadata: 900_000 });
+    const global = resolveProxyConfig({ serverUrl: 'http://h/mcp', cacheTtl: '2m', cache: { ttl: { prompts: 5 } } });
+    assert.deepEqual(global.cache.ttlMs, { tools: 120_000, resources: 120_000, prompts: 5000, metadata: 120_000 });
+  });
+
+  void test('cache.tools takes names, globs and { name, ttl }, or "*"; cache.redis gets its defaults', () => {
+    const resolved = only(
+      parseYaml(
+        upstreamYaml(
+          'cache_max_bytes: 1048576\nstale_ttl: 30s\ntrust_annotations: true\ncache:\n  tools: [search, "get_*", { name: slow, ttl: 1m }]\n  redis: { url: "redis://127.0.0.1:6379" }',
+        ),
+      ),
+    );
+    assert.equal(resolved.cacheMaxBytes, 1_048_576);
+    assert.equal(resolved.staleTtlMs, 30_000);
+    assert.equal(resolved.trustAnnotations, true);
+    assert.deepEqual(resolved.cache.tools, [{ name: 'search' }, { name: 'get_*' }, { name: 'slow', ttlMs: 60_000 }]);
+    assert.deepEqual(resolved.cache.redis, {
+      url: 'redis://127.0.0.1:6379',
+      prefix: 'mcp-relay:cache:',
+      timeoutMs: 250,
+    });
+    assert.equal(resolveProxyConfig({ serverUrl: 'http://h/mcp', cache: { tools: '*' } }).cache.tools, '*');
+  });
+
+  void test('defaults.cache merges key by key, the upstream’s own keys winning', () => {
+    const resolved = only(
+      parseYaml(
+        'defaults:\n  cache:\n    ttl: { tools: 5, prompts: 6 }\n    redis: { url: "redis://r:6379" }\nupstreams:\n  u:\n    server_url: http://h/mcp\n    cache:\n      ttl: { prompts: 7 }\n      tools: [add]\n',
+      ),
+    );
+    assert.equal(resolved.cache.ttlMs.tools, 5000);
+    assert.equal(resolved.cache.ttlMs.prompts, 7000);
+    assert.deepEqual(resolved.cache.tools, [{ name: 'add' }]);
+    assert.equal(resolved.cache.redis?.url, 'redis://r:6379');
+  });
+
+  void test('bad cache values fail naming the field, the value and what was expected', () => {
+    const error = invalidYaml(
+      upstreamYaml(
+        'cache_max_bytes: -1\nstale_ttl: soon\ncache:\n  tools: [""]\n  redis: { url: "http://r:6379" }\n  ttl: { everything: 5 }',
+      ),
+    );
+    assertProblem(error, 'upstreams.u.cache_max_bytes', '-1', 'expected an integer of at least 0');
+    assertProblem(error, 'upstreams.u.stale_ttl', '"soon"', 'expected');
+    assertProblem(error, 'upstreams.u.cache.redis.url', '"http://r:6379"', 'expected a redis:// or rediss:// URL');
+    assert.match(error.message, /upstreams\.u\.cache\.tools/);
+    assert.match(error.message, /upstreams\.u\.cache\.ttl/);
+  });
+});
