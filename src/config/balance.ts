@@ -20,7 +20,7 @@ export type BalanceStrategy = (typeof BALANCE_STRATEGIES)[number];
  * style probe thresholds.
  */
 export const BALANCE_DEFAULTS = Object.freeze({
-  strategy: 'fastest' as BalanceStrategy,
+  strategy: 'fastest' satisfies BalanceStrategy,
   decay: 10,
   health: Object.freeze({ interval: 10, timeout: 2, fall: 2, rise: 1 }),
   ejection: Object.freeze({ failures: 5, duration: 5, max: 300, share: 0.5 }),
@@ -234,7 +234,7 @@ export function resolveBalanceSection(section: ValidatedBalanceSection | undefin
   const strategy = s.strategy ?? d.strategy;
   const groups = Object.entries(s.groups ?? {}).map(([name, entry]): ResolvedBalanceGroup => {
     if (Array.isArray(entry)) return { name, upstreams: entry, strategy, prefer: s.prefer, maxRetries: undefined };
-    const group = entry as z.output<typeof groupObjectSchema>;
+    const group = entry;
     return {
       name,
       upstreams: group.upstreams,

@@ -10,3 +10,11 @@ export {
   type WarmReport,
   type ConnectionReport,
 } from './factory.js';
+export {
+  ProxyManager,
+  GroupRouter,
+  type GroupFactoryOptions,
+  type ManagerEventMap,
+  type ProxyManagerOptions,
+  type UpstreamHealth,
+} from './manager.js';

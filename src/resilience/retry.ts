@@ -1,4 +1,6 @@
-import { isRelayError, RelayError, RelayErrorCode } from '../errors/index.js';
+import { isRelayError, RelayErrorCode } from '../errors/index.js';
+import type { RetryBudget } from './budget.js';
+import { realSleep, type Sleep } from './clock.js';
 
 export interface RetryOptions {
   /** Extra attempts after the first. */
@@ -12,6 +14,10 @@ export interface RetryOptions {
   signal?: AbortSignal | undefined;
   /** Injected for exact tests; defaults to `Math.random`. */
   random?: (() => number) | undefined;
+  /** Injected for exact tests; defaults to a timer. */
+  sleep?: Sleep | undefined;
+  /** When given, each retry must be allowed by it (see {@link RetryBudget}). */
+  budget?: RetryBudget | undefined;
   /** Called before each retry, for events and metrics. */
   onRetry?: ((error: unknown, attempt: number, delayMs: number) => void) | undefined;
 }
@@ -30,45 +36,43 @@ export function isSafeToRetry(error: unknown): boolean {
 }
 
 /**
- * Runs `attempt` until it succeeds, the failure is not retryable, or the retries are spent. Waits
- * use exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff and
- * Jitter", 2015): a uniformly random wait in [0, base × 2^n] spreads retries of many callers apart.
+ * The wait before retry number `attempt + 1`: exponential backoff with full jitter (AWS
+ * Architecture Blog, "Exponential Backoff and Jitter", 2015) — a uniformly random wait in
+ * [0, base × 2^attempt] spreads the retries of many callers apart — but never shorter than the
+ * upstream's `Retry-After`.
+ */
+export function backoffDelay(
+  attempt: number,
+  baseDelayMs: number,
+  maxDelayMs: number,
+  random: () => number,
+  retryAfterMs: number | undefined,
+): number {
+  const jittered = Math.min(maxDelayMs, random() * baseDelayMs * 2 ** attempt);
+  return retryAfterMs === undefined ? jittered : Math.max(jittered, retryAfterMs);
+}
+
+/**
+ * Runs `attempt` until it succeeds, the failure is not retryable, the budget says no, or the
+ * retries are spent, waiting {@link backoffDelay} between attempts. For one upstream; a group of
+ * upstreams goes through `executeWithResilience`, which also moves a retry to another upstream.
  */
 export async function withRetry<T>(attempt: (attemptNumber: number) => Promise<T>, options: RetryOptions): Promise<T> {
   const shouldRetry = options.shouldRetry ?? isSafeToRetry;
   const random = options.random ?? Math.random;
+  const sleep = options.sleep ?? realSleep;
   const maxDelayMs = options.maxDelayMs ?? 30_000;
+  options.budget?.recordCall();
   for (let n = 0; ; n++) {
     try {
       return await attempt(n);
     } catch (error) {
       if (n >= options.maxRetries || !shouldRetry(error) || options.signal?.aborted) throw error;
-      const delayMs = Math.min(maxDelayMs, random() * options.baseDelayMs * 2 ** n);
+      if (options.budget && !options.budget.tryWithdraw()) throw error;
+      const retryAfterMs = isRelayError(error) ? error.retryAfterMs : undefined;
+      const delayMs = backoffDelay(n, options.baseDelayMs, maxDelayMs, random, retryAfterMs);
       options.onRetry?.(error, n + 1, delayMs);
       await sleep(delayMs, options.signal);
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (ms <= 0) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(
-        new RelayError(RelayErrorCode.Aborted, 'call was aborted while waiting to retry', {
-          notSent: true,
-          cause: signal?.reason,
-        }),
-      );
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
