@@ -175,6 +175,8 @@ void describe('demo upstream', { concurrency: true }, () => {
           'big',
           'set_latency',
           'toggle_extra_tool',
+          'ask',
+          'sample',
         ]) {
           assert.ok(names.includes(name), `tools/list lacks ${name}: ${names.join(', ')}`);
         }
@@ -378,7 +380,7 @@ void describe('demo upstream', { concurrency: true }, () => {
           const second = await client.listTools({ cursor: first.nextCursor! });
           assert.equal(second.tools.length, 4);
           const all = await client.listTools();
-          assert.equal(all.tools.length, 10);
+          assert.equal(all.tools.length, 12, 'ten tools plus ask and sample');
           assert.deepEqual(
             [...first.tools, ...second.tools].map((tool) => tool.name),
             all.tools.slice(0, 8).map((tool) => tool.name),
