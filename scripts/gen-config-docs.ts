@@ -15,6 +15,11 @@ import {
   INHERITED_ENV_VARS,
   RESERVED_HEADERS,
   UPSTREAM_FILE_KEYS,
+  apiKeyEntryShape,
+  authSectionShape,
+  jwtSectionShape,
+  rateLimitShape,
+  tenantEntryShape,
   mcpServerEntrySchema,
   relayConfigFileShape,
   relayConfigJsonSchema,
@@ -130,6 +135,11 @@ export async function renderConfigDocs(): Promise<string> {
   const json = relayConfigJsonSchema() as JsonSchema;
   const upstreamJson = json.properties?.upstreams?.additionalProperties as JsonSchema;
   const entryJson = json.properties?.mcpServers?.additionalProperties as JsonSchema;
+  const authJson = json.properties?.auth ?? {};
+  const apiKeyJson = authJson.properties?.api_keys?.additionalProperties as JsonSchema;
+  const jwtJson = authJson.properties?.jwt ?? {};
+  const tenantJson = json.properties?.tenants?.additionalProperties as JsonSchema;
+  const rateLimitJson = tenantJson.properties?.rate_limit ?? {};
 
   const markdown = `# Configuration reference
 
@@ -222,6 +232,52 @@ upstreams:
     args: [-y, "@modelcontextprotocol/server-filesystem", /srv/data]
     processes: 4
 \`\`\`
+
+## \`auth\` and \`tenants\`
+
+Who may call the gateway, and what each tenant may do. Without \`auth\` the gateway serves anyone
+who can connect, so it refuses to start on a host that is not a loopback address (\`localhost\`,
+\`::1\`, \`127.0.0.0/8\`); \`allow_anonymous: true\` is allowed on loopback only too. Callers
+present \`Authorization: Bearer <API key or JWT>\` or \`X-API-Key: <API key>\`; a missing, malformed,
+unknown or expired credential gets HTTP 401, a valid token whose tenant is not defined under
+\`tenants\` 403. A caller's credential is never sent upstream, except to upstreams with
+\`forward_auth: true\`.
+
+\`\`\`yaml
+auth:
+  api_keys:
+    ci-bot: { key: "\${CI_BOT_KEY}", tenant: acme }
+  jwt:
+    algorithm: RS256
+    jwks_file: ./issuer-jwks.json
+    issuer: https://login.example.com/
+    audience: mcp-relay
+tenants:
+  acme:
+    allowed_upstreams: [docs, search]
+    allowed_tools: [search, "docs/read_*"]
+    max_concurrent: 8
+    rate_limit: { requests_per_second: 5, burst: 20 }
+\`\`\`
+
+${sectionTable(authSectionShape, authJson)}
+
+\`api_keys\` entries:
+
+${sectionTable(apiKeyEntryShape, apiKeyJson)}
+
+\`auth.jwt\`:
+
+${sectionTable(jwtSectionShape, jwtJson)}
+
+Each tenant under \`tenants\` (a name of 1 to 64 letters, digits, \`_\`, \`.\` or \`-\`) has its own
+cache partition, and:
+
+${sectionTable(tenantEntryShape, tenantJson)}
+
+\`rate_limit\`:
+
+${sectionTable(rateLimitShape, rateLimitJson)}
 
 ## Durations
 

@@ -820,7 +820,15 @@ void describe('config CLI', () => {
     const result = await cli('config', 'schema');
     assert.equal(result.code, 0, result.stderr);
     const schema = JSON.parse(result.stdout) as { properties: Record<string, unknown> };
-    assert.deepEqual(Object.keys(schema.properties), ['$schema', 'defaults', 'upstreams', 'server', 'mcpServers']);
+    assert.deepEqual(Object.keys(schema.properties), [
+      '$schema',
+      'defaults',
+      'upstreams',
+      'server',
+      'auth',
+      'tenants',
+      'mcpServers',
+    ]);
   });
 
   void test("output goes through the program's configureOutput writers", async () => {

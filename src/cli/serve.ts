@@ -36,6 +36,8 @@ export async function startFromFlags(flags: ServeFlags): Promise<{ gateway: Gate
     allowedOrigins: config.server.allowedOrigins,
     namespacing: config.server.namespacing,
     pageSize: config.server.pageSize,
+    auth: config.auth,
+    tenants: config.tenants,
   });
   return { gateway, config };
 }
@@ -44,6 +46,7 @@ export async function serve(flags: ServeFlags, write: (line: string) => void): P
   const { gateway, config } = await startFromFlags(flags);
   write(`mcp-relay gateway listening on ${gateway.url}/mcp`);
   write(`  upstreams: ${config.upstreams.map((u) => `${u.name} (${u.transport.kind})`).join(', ')}`);
+  write(`  callers: ${describeAuth(config)}`);
   if (!flags.config)
     write('  (no --config: serving the bundled demo MCP server; try `mcp-relay serve --config relay.yaml`)');
   await new Promise<void>((resolve) => {
@@ -81,4 +84,16 @@ export async function serveStdio(flags: Pick<ServeFlags, 'config'>): Promise<voi
   await Promise.race([inbound.ended, stop]);
   inbound.close();
   await core.close();
+}
+
+/** Who may call, in one line; never a key or a secret. */
+function describeAuth(config: ResolvedRelayConfig): string {
+  const auth = config.auth;
+  if (auth === undefined) return 'anonymous (no auth section; loopback only)';
+  const ways: string[] = [];
+  if (auth.apiKeys.length > 0) ways.push(`${auth.apiKeys.length} API key${auth.apiKeys.length === 1 ? '' : 's'}`);
+  if (auth.jwt !== undefined) ways.push(`JWT ${auth.jwt.algorithm}`);
+  if (auth.allowAnonymous) ways.push(`anonymous as tenant '${auth.anonymousTenant}'`);
+  const tenants = Object.keys(config.tenants ?? {});
+  return `${ways.join(', ')}${tenants.length > 0 ? `; tenants: ${tenants.join(', ')}` : ''}`;
 }

@@ -74,3 +74,31 @@ export {
   type ResolvedBalanceGroup,
   type ValidatedBalanceSection,
 } from './balance.js';
+export {
+  AUTH_DEFAULTS,
+  JWT_ALGORITHMS,
+  MIN_API_KEY_LENGTH,
+  MIN_HS256_SECRET_LENGTH,
+  TENANT_NAME_PATTERN,
+  apiKeyEntryShape,
+  authSectionSchema,
+  authSectionShape,
+  jwtSectionShape,
+  resolveAuthSection,
+  type AuthSection,
+  type JwtAlgorithm,
+  type ResolvedApiKey,
+  type ResolvedAuthConfig,
+  type ResolvedJwtConfig,
+} from './auth.js';
+export {
+  accessIssues,
+  rateLimitShape,
+  resolveTenantsSection,
+  tenantEntryShape,
+  tenantsSectionSchema,
+  type AccessIssue,
+  type ResolvedTenantConfig,
+  type ResolvedTenantsConfig,
+  type TenantsSection,
+} from './tenants.js';

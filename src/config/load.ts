@@ -12,6 +12,8 @@ import type * as z from 'zod';
 
 import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { resolveServerSection } from './server.js';
+import { resolveAuthSection } from './auth.js';
+import { accessIssues, resolveTenantsSection } from './tenants.js';
 import {
   applyUpstreamDefaults,
   fileDefaultsToFields,
@@ -201,7 +203,14 @@ function resolveRelayConfigFile(
       upstreams.push(resolveUpstream(fields, name, baseDir));
     }
   }
-  return Object.freeze({ upstreams: Object.freeze(upstreams), server: resolveServerSection(file.server) });
+  const names = [...Object.keys(file.upstreams ?? {}), ...Object.keys(file.mcpServers ?? {})];
+  for (const issue of accessIssues(file.auth, file.tenants, names)) issues.push({ ...issue, showValue: false });
+  return Object.freeze({
+    upstreams: Object.freeze(upstreams),
+    server: resolveServerSection(file.server),
+    ...(file.auth === undefined ? {} : { auth: resolveAuthSection(file.auth, baseDir) }),
+    ...(file.tenants === undefined ? {} : { tenants: resolveTenantsSection(file.tenants) }),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import { basename, isAbsolute, resolve as resolvePath } from 'node:path';
 
 import * as z from 'zod';
 import { serverSectionSchema, type ResolvedServerConfig } from './server.js';
+import { authSectionSchema, type ResolvedAuthConfig } from './auth.js';
+import { tenantsSectionSchema, type ResolvedTenantsConfig } from './tenants.js';
 
 import { duration, MAX_TIMER_MS } from './duration.js';
 
@@ -410,6 +412,13 @@ export const upstreamShape = {
       'Sent as `Authorization: Bearer <token>` on every request. Use ${ENV_VAR} rather than writing the secret into the file.',
     transport: 'http',
   }),
+  /** Send the gateway caller's own bearer token upstream instead of `authToken` (HTTP only). Default false. */
+  forwardAuth: field(z.boolean({ error: 'expected true or false' }), {
+    description:
+      "Gateway only: send each caller's own bearer token upstream as Authorization, in place of auth_token, for servers that authorize callers themselves. Off by default: a caller's credentials never leave the gateway otherwise. Cached answers of this upstream are then kept per caller.",
+    default: false,
+    transport: 'http',
+  }),
   /** `'auto'` (default), `'modern'` (2026-07-28) or `'legacy'` (2025-11-25 / 2025-06-18, sessionful). */
   protocol: field(
     z.enum(UPSTREAM_PROTOCOLS, { error: `expected one of ${UPSTREAM_PROTOCOLS.map((p) => `"${p}"`).join(', ')}` }),
@@ -470,7 +479,7 @@ export type UpstreamKey = keyof typeof upstreamShape;
 
 /** Fields that belong to one transport; setting them on the other is an error. */
 const STDIO_ONLY: readonly UpstreamKey[] = ['processes', 'args', 'env', 'cwd'];
-const HTTP_ONLY: readonly UpstreamKey[] = ['headers', 'authToken'];
+const HTTP_ONLY: readonly UpstreamKey[] = ['headers', 'authToken', 'forwardAuth'];
 
 // ---------------------------------------------------------------------------------------------
 // snake_case <-> camelCase, driven by the shapes' own keys
@@ -606,12 +615,13 @@ export const proxyConfigSchema = proxyConfigObjectSchema.superRefine(
 );
 
 type UpstreamInput = z.input<typeof proxyConfigObjectSchema>;
-type TransportKey = 'serverUrl' | 'command' | 'args' | 'env' | 'cwd' | 'processes' | 'headers' | 'authToken';
+type TransportKey =
+  'serverUrl' | 'command' | 'args' | 'env' | 'cwd' | 'processes' | 'headers' | 'authToken' | 'forwardAuth';
 type SharedInput = Omit<UpstreamInput, TransportKey>;
 
 /** An upstream reached over Streamable HTTP. */
 export type HttpProxyConfig = SharedInput &
-  Pick<UpstreamInput, 'headers' | 'authToken'> & {
+  Pick<UpstreamInput, 'headers' | 'authToken' | 'forwardAuth'> & {
     /** URL of a Streamable HTTP MCP endpoint (http or https). */
     serverUrl: string;
     command?: never;
@@ -629,6 +639,7 @@ export type StdioProxyConfig = SharedInput &
     serverUrl?: never;
     headers?: never;
     authToken?: never;
+    forwardAuth?: never;
   };
 
 /**
@@ -651,6 +662,8 @@ export interface HttpTransportConfig {
   readonly headers: Readonly<Record<string, string>>;
   /** To send as `Authorization: Bearer <authToken>`. */
   readonly authToken?: string;
+  /** Behind the gateway: each caller's own bearer token replaces `authToken`. Absent when false. */
+  readonly forwardAuth?: true;
 }
 
 export interface StdioTransportConfig {
@@ -720,6 +733,7 @@ const RESOLVED_DEFAULTS = z
       'command',
       'cwd',
       'authToken',
+      'forwardAuth',
       'tenant',
       'cache',
       'maxTotalTimeout',
@@ -759,6 +773,7 @@ export function resolveUpstream(fields: UpstreamFields, name?: string, baseDir?:
       url: new URL(fields.serverUrl).href,
       headers: { ...(fields.headers ?? d.headers) },
       ...(fields.authToken === undefined ? {} : { authToken: fields.authToken }),
+      ...(fields.forwardAuth === true ? { forwardAuth: true as const } : {}),
     };
   } else {
     const cwd =
@@ -994,6 +1009,14 @@ export const relayConfigFileShape = {
   server: field(serverSectionSchema, {
     description: 'Where and how the gateway (`mcp-relay serve`) listens: host, port, body limit, origins, naming.',
   }),
+  auth: field(authSectionSchema, {
+    description:
+      'Who may call the gateway: api_keys, jwt (HS256, RS256, a JWKS file), allow_anonymous (loopback only). Without it the gateway serves anonymous callers, and only on a loopback address.',
+  }),
+  tenants: field(tenantsSectionSchema, {
+    description:
+      'What each tenant may use: allowed_upstreams, allowed_tools, max_concurrent, rate_limit. Each tenant also has its own cache partition.',
+  }),
   mcpServers: field(
     z.record(upstreamNameSchema, mcpServerEntrySchema, {
       error: 'expected a map of server name to { command, args, env } or { url, headers }',
@@ -1023,6 +1046,10 @@ export interface ResolvedRelayConfig {
   readonly upstreams: readonly ResolvedUpstreamConfig[];
   /** The gateway's listening settings, defaults applied. */
   readonly server: ResolvedServerConfig;
+  /** Who may call the gateway; absent without an `auth:` section. */
+  readonly auth?: ResolvedAuthConfig | undefined;
+  /** Tenants' rules; absent without a `tenants:` section. */
+  readonly tenants?: ResolvedTenantsConfig | undefined;
 }
 
 /** Converts a validated file entry to camelCase fields, `url` becoming `serverUrl`. */

@@ -26,6 +26,14 @@ export const RelayErrorCode = {
   Closed: 'RELAY_CLOSED',
   /** No upstream offers the requested tool, resource or prompt. */
   NotFound: 'RELAY_NOT_FOUND',
+  /** The gateway could not establish who is calling: no, malformed, invalid or expired credentials (HTTP 401). */
+  Unauthenticated: 'RELAY_UNAUTHENTICATED',
+  /** The caller is known but not admitted: its tenant is not configured, or it may not use this (HTTP 403). */
+  Forbidden: 'RELAY_FORBIDDEN',
+  /** The caller's tenant already has `max_concurrent` requests in flight. */
+  QuotaExceeded: 'RELAY_QUOTA_EXCEEDED',
+  /** The caller's tenant exceeded its `rate_limit`; `retryAfterMs` says when a request will be admitted. */
+  RateLimited: 'RELAY_RATE_LIMITED',
 } as const;
 export type RelayErrorCode = (typeof RelayErrorCode)[keyof typeof RelayErrorCode];
 

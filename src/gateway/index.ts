@@ -10,3 +10,12 @@ export {
 } from './core.js';
 export { Catalog, namespaced, MAX_NAME_LENGTH, type GatewayUpstream, type Namespacing } from './catalog.js';
 export { RpcError, RpcCode, toRpcError } from './rpc.js';
+export {
+  ANONYMOUS_IDENTITY,
+  checkExposure,
+  createAuthenticator,
+  isLoopbackHost,
+  type Authenticator,
+  type AuthenticatorOptions,
+} from './auth.js';
+export { TenantPolicy, compileToolRule, type TenantPolicyOptions } from './tenants.js';

@@ -6,7 +6,7 @@ import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { createProxyFactory } from '../proxy/index.js';
 import type { GatewayUpstream, Namespacing } from './catalog.js';
 import { checkExposure, createAuthenticator, type Authenticator } from './auth.js';
-import { GatewayCore } from './core.js';
+import { GatewayCore, type AccessPolicy } from './core.js';
 import { HttpInbound, writeError } from './http.js';
 import { RpcCode, RpcError } from './rpc.js';
 import { TenantPolicy } from './tenants.js';
@@ -59,7 +59,13 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
 /** The protocol core over the configured upstreams, for any inbound transport (HTTP, stdio). */
 export async function createGatewayCore(
-  options: Pick<GatewayOptions, 'upstreams' | 'namespacing' | 'separator' | 'pageSize' | 'serverInfo' | 'instructions'>,
+  options: Pick<
+    GatewayOptions,
+    'upstreams' | 'namespacing' | 'separator' | 'pageSize' | 'serverInfo' | 'instructions'
+  > & {
+    /** Tenants' rules; without it every caller may do everything. */
+    policy?: AccessPolicy | undefined;
+  },
 ): Promise<GatewayCore> {
   const upstreams: GatewayUpstream[] = await Promise.all(
     options.upstreams.map(async (config) => ({ name: config.name, factory: await createProxyFactory(config) })),
@@ -70,7 +76,7 @@ export async function createGatewayCore(
     pageSize: options.pageSize ?? 500,
     serverInfo: options.serverInfo ?? { name: 'mcp-relay', version: '0.1.0' },
     instructions: options.instructions,
-    policy: access.policy,
+    policy: options.policy,
   });
 }
 
@@ -81,7 +87,7 @@ export async function createGatewayCore(
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? '127.0.0.1';
   const access = accessControl(options, host);
-  const core = await createGatewayCore(options);
+  const core = await createGatewayCore({ ...options, policy: access.policy });
   const upstreams = core.catalog.upstreams;
   const inbound = new HttpInbound(core, {
     maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024,

@@ -1,0 +1,164 @@
+/**
+ * Tenants' rules at the gateway: which upstreams and tools each tenant may see and use, how many
+ * of its requests may be in flight, and how fast they may come.
+ */
+import type { ResolvedTenantConfig, ResolvedTenantsConfig } from '../config/index.js';
+import { RelayErrorCode } from '../errors/index.js';
+import type { AccessPolicy, Caller } from './core.js';
+import { RpcCode, RpcError } from './rpc.js';
+
+export interface TenantPolicyOptions {
+  /** Milliseconds on a monotonic scale, for the token buckets; only differences matter. Default `performance.now()`. */
+  clock?: { now(): number } | undefined;
+}
+
+type ToolRule = (upstream: string, name: string) => boolean;
+
+/** Verdicts remembered per tenant before the memo starts over: a bound, not a tuning knob. */
+const MAX_MEMO = 10_000;
+/** Floating-point slack of the token bucket, in tokens (and ms for the retry hint). */
+const SLACK = 1e-6;
+
+interface TenantState {
+  readonly name: string;
+  readonly upstreams: ReadonlySet<string> | undefined;
+  readonly tools: readonly ToolRule[] | undefined;
+  /** `upstream \0 tool` → allowed; list filtering asks about every tool on every `tools/list`. */
+  readonly memo: Map<string, boolean>;
+  readonly maxConcurrent: number;
+  readonly rate: { readonly perMs: number; readonly burst: number; readonly requestsPerSecond: number } | undefined;
+  inFlight: number;
+  tokens: number;
+  refilledAt: number;
+}
+
+/**
+ * The {@link AccessPolicy} of `tenants:`. A caller whose tenant is not defined may see and do
+ * nothing (the gateway defines the anonymous tenant when it admits anonymous callers).
+ *
+ * - `allowedUpstreams`: names; absent allows every upstream. Applies to tools, prompts and resources.
+ * - `allowedTools`: rules matched against the tool's name *as its upstream names it* (not the
+ *   gateway's namespaced `upstream__tool`, which changes when another upstream adds a tool of the
+ *   same name): `tool` matches that tool on any allowed upstream, `upstream/tool` on that upstream
+ *   only; `*` matches any run of characters and `?` one, in either part. The first `/` separates
+ *   the two parts (upstream names have none). Absent allows every tool of the allowed upstreams.
+ * - `maxConcurrent`: requests in flight at once; one more is refused immediately (-32003,
+ *   `RELAY_QUOTA_EXCEEDED`) rather than queued, so a tenant cannot hold the gateway's memory.
+ * - `rateLimit`: a token bucket of `burst` tokens refilled at `requestsPerSecond`; a request
+ *   finding it empty is refused (-32003, `RELAY_RATE_LIMITED`, `retryAfterMs`). A refused request
+ *   takes no token and no slot.
+ */
+export class TenantPolicy implements AccessPolicy {
+  readonly #tenants = new Map<string, TenantState>();
+  readonly #clock: { now(): number };
+
+  constructor(tenants: ResolvedTenantsConfig, options: TenantPolicyOptions = {}) {
+    this.#clock = options.clock ?? { now: () => performance.now() };
+    const now = this.#clock.now();
+    for (const name of Object.keys(tenants)) this.#tenants.set(name, tenantState(name, tenants[name]!, now));
+  }
+
+  /** Whether `tenant` is defined. */
+  has(tenant: string): boolean {
+    return this.#tenants.has(tenant);
+  }
+
+  /** Requests of `tenant` in flight now. */
+  inFlight(tenant: string): number {
+    return this.#tenants.get(tenant)?.inFlight ?? 0;
+  }
+
+  allows(caller: Caller, upstream: string, kind: 'tool' | 'prompt' | 'resource', name: string): boolean {
+    const tenant = this.#tenants.get(caller.tenant);
+    if (tenant === undefined) return false;
+    if (tenant.upstreams !== undefined && !tenant.upstreams.has(upstream)) return false;
+    const rules = tenant.tools;
+    if (kind !== 'tool' || rules === undefined) return true;
+    const key = `${upstream}\u0000${name}`;
+    let allowed = tenant.memo.get(key);
+    if (allowed === undefined) {
+      allowed = rules.some((rule) => rule(upstream, name));
+      if (tenant.memo.size >= MAX_MEMO) tenant.memo.clear();
+      tenant.memo.set(key, allowed);
+    }
+    return allowed;
+  }
+
+  admit(caller: Caller): () => void {
+    const tenant = this.#tenants.get(caller.tenant);
+    if (tenant === undefined) {
+      throw new RpcError(RpcCode.Refused, `Forbidden: tenant '${caller.tenant}' is not configured on this gateway`, {
+        relayCode: RelayErrorCode.Forbidden,
+        tenant: caller.tenant,
+      });
+    }
+    if (tenant.inFlight >= tenant.maxConcurrent) {
+      throw new RpcError(
+        RpcCode.Refused,
+        `tenant '${tenant.name}' already has ${tenant.inFlight} requests in flight (max_concurrent ${tenant.maxConcurrent}); retry when one has finished`,
+        { relayCode: RelayErrorCode.QuotaExceeded, tenant: tenant.name, maxConcurrent: tenant.maxConcurrent },
+      );
+    }
+    const rate = tenant.rate;
+    if (rate !== undefined) {
+      const now = this.#clock.now();
+      tenant.tokens = Math.min(rate.burst, tenant.tokens + Math.max(0, now - tenant.refilledAt) * rate.perMs);
+      tenant.refilledAt = now;
+      // Sums of fractional refills drift by ulps (0.999 + 0.001 < 1): judge with a little slack.
+      if (tenant.tokens < 1 - SLACK) {
+        const retryAfterMs = Math.max(1, Math.ceil((1 - tenant.tokens) / rate.perMs - SLACK));
+        throw new RpcError(
+          RpcCode.Refused,
+          `tenant '${tenant.name}' is over its rate limit of ${rate.requestsPerSecond} requests/s (burst ${rate.burst}); retry in ${retryAfterMs} ms`,
+          { relayCode: RelayErrorCode.RateLimited, tenant: tenant.name, retryAfterMs },
+        );
+      }
+      tenant.tokens = Math.max(0, tenant.tokens - 1);
+    }
+    tenant.inFlight++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      tenant.inFlight--;
+    };
+  }
+}
+
+function tenantState(name: string, config: ResolvedTenantConfig, now: number): TenantState {
+  const rate = config.rateLimit;
+  return {
+    name,
+    upstreams: config.allowedUpstreams === undefined ? undefined : new Set(config.allowedUpstreams),
+    tools: config.allowedTools?.map(compileToolRule),
+    memo: new Map(),
+    maxConcurrent: config.maxConcurrent ?? Number.POSITIVE_INFINITY,
+    rate:
+      rate === undefined
+        ? undefined
+        : { perMs: rate.requestsPerSecond / 1000, burst: rate.burst, requestsPerSecond: rate.requestsPerSecond },
+    inFlight: 0,
+    tokens: rate?.burst ?? 0,
+    refilledAt: now,
+  };
+}
+
+/** `tool`, or `upstream/tool`; either part a glob. */
+export function compileToolRule(rule: string): ToolRule {
+  const slash = rule.indexOf('/');
+  if (slash === -1) {
+    const tool = glob(rule);
+    return (_upstream, name) => tool.test(name);
+  }
+  const upstream = glob(rule.slice(0, slash));
+  const tool = glob(rule.slice(slash + 1));
+  return (upstreamName, name) => upstream.test(upstreamName) && tool.test(name);
+}
+
+function glob(pattern: string): RegExp {
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
+  return new RegExp(`^${source}$`, 's');
+}
