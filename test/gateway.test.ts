@@ -382,3 +382,25 @@ describe('server-to-client requests on a 2025 session', () => {
     }
   });
 });
+
+describe('graceful shutdown', () => {
+  test('close() turns /readyz false, lets an in-flight call finish, then stops', async () => {
+    const draining = await startGateway({
+      port: 0,
+      drainDelayMs: 200,
+      upstreams: [resolveProxyConfig({ name: 'm', serverUrl: modern.url })],
+    });
+    const client = await connect(`${draining.url}/mcp`, 'auto');
+    const started = new Promise<string>((resolve) => modern.state.events.once('call', resolve));
+    const call = client.callTool({ name: 'slow', arguments: { ms: 500 } });
+    await started;
+    const closing = draining.close();
+    const ready = await fetch(`${draining.url}/readyz`);
+    assert.equal(ready.status, 503);
+    assert.equal(((await ready.json()) as { draining: boolean }).draining, true);
+    assert.match(textOf(await call), /slept 500 ms/);
+    await closing;
+    await assert.rejects(fetch(`${draining.url}/healthz`), 'the listener is closed');
+    await client.close().catch(() => {});
+  });
+});

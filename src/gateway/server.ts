@@ -31,6 +31,10 @@ export interface GatewayOptions {
   instructions?: string | undefined;
   /** A legacy session unused this long is dropped, in ms. Default 30 min. */
   sessionIdleMs?: number | undefined;
+  /** On close, how long /readyz reports false before the listener closes, in ms. Default 0. */
+  drainDelayMs?: number | undefined;
+  /** On close, how long in-flight calls may run to completion before they are cut, in ms. Default 10 000. */
+  drainTimeoutMs?: number | undefined;
   /**
    * Who may call: API keys, JWT, anonymous callers. Without it the gateway serves anonymous
    * callers, and refuses to start on a host that is not a loopback address.
@@ -149,13 +153,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      // Graceful: /readyz turns false, no new connections, in-flight calls finish (bounded), then
+      // streams and sessions end and the upstreams close.
       draining = true;
+      // Keep answering (with /readyz false) long enough for a load balancer to notice.
+      if (options.drainDelayMs) await new Promise((resolve) => setTimeout(resolve, options.drainDelayMs));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await inbound.drain(options.drainTimeoutMs ?? 10_000);
       inbound.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 2000).unref();
-      });
+      server.closeAllConnections();
+      await closed;
       await core.close();
     })());
 
