@@ -68,6 +68,11 @@ export interface FetchRequest {
   decide(result: unknown): StoreDecision | undefined;
   /** Runs before a result is stored (e.g. subscribing to its updates); a failure does not prevent storing. */
   beforeStore?: ((decision: StoreDecision) => Promise<void> | undefined) | undefined;
+  /**
+   * Set by {@link ResponseCache.fetch} once it answers: a stale entry (`stale`), the shared tier
+   * (`hit`), or an upstream call, its own or one it joined (`miss`). For the caller's call event.
+   */
+  served?: 'hit' | 'stale' | 'miss' | undefined;
 }
 
 interface Entry {
@@ -189,6 +194,7 @@ export class ResponseCache {
       const stale = this.#staleEntry(request.key, request.identity);
       if (stale !== undefined) {
         stats.staleHits++;
+        request.served = 'stale';
         if (cacheChannels.hit.hasSubscribers) {
           cacheChannels.hit.publish({ category: request.category, tier: 'l1', stale: true });
         }
@@ -200,6 +206,7 @@ export class ResponseCache {
     let flight = this.#flights.get(flightKey);
     if (flight === undefined) flight = this.#start(flightKey, request, false);
     const value = await this.#wait(flight, request.signal, request.onProgress);
+    request.served = flight.fromL2 ? 'hit' : 'miss';
     if (flight.fromL2) {
       stats.hits++;
       stats.l2Hits++;

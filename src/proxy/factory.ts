@@ -41,6 +41,9 @@ import {
   type ProgressUpdate,
   type Upstream,
 } from '../upstream/index.js';
+import { factoryStats, unwatchStats, watchStats, type ProxyStats } from '../telemetry/stats.js';
+import { CallClock, callChannel, callsObserved, nameOf, observeCall, upstreamAttempt } from './events.js';
+import type { FetchRequest } from '../cache/index.js';
 
 /** Per-call options of every proxy method. */
 export interface ExecuteOptions {
@@ -82,6 +85,11 @@ export interface ProxyFactoryOptions {
   now?: Clock | undefined;
   /** Receives the cache's few warnings; default `process.emitWarning`. */
   logger?: CacheLogger | undefined;
+  /**
+   * Record this factory's operations for {@link ProxyFactory.stats} from creation. Default false:
+   * recording then begins at the first `stats()`, and a factory nobody observes pays nothing.
+   */
+  stats?: boolean | undefined;
 }
 
 /** One request for {@link ProxyFactory.warm}. */
@@ -192,6 +200,8 @@ export class ProxyFactory implements AsyncDisposable {
   readonly #subscribedUris = new Set<string>();
   #annotations: Promise<void> | undefined;
   #closed = false;
+  /** Which observed hits are timed (see `./events.ts`). */
+  readonly #clock = new CallClock();
 
   constructor(config: ResolvedUpstreamConfig, upstream: Upstream, options: ProxyFactoryOptions = {}) {
     this.config = config;
@@ -205,6 +215,7 @@ export class ProxyFactory implements AsyncDisposable {
     this.#ownsCache = enabled && options.cache === undefined;
     this.#stopListening = enabled ? upstream.onNotification((n) => this.#onNotification(n)) : undefined;
     if (this.#policy?.options.tools === '*') void this.#warnCachingEveryTool();
+    if (options.stats === true) watchStats(this);
   }
 
   createToolProxy(name: string): ToolProxy {
@@ -280,14 +291,14 @@ export class ProxyFactory implements AsyncDisposable {
   request(method: string, params: Record<string, unknown> | undefined, options?: ExecuteOptions): Promise<unknown> {
     if (this.#closed) return Promise.reject(this.#closedError());
     const category = this.cache === undefined || options?.cache === 'bypass' ? undefined : categoryOf(method);
-    if (category === undefined) return this.#send(method, params, options);
+    if (category === undefined) return this.#uncached(method, params, options);
     if (method === 'tools/call') {
       const name = typeof params?.['name'] === 'string' ? params['name'] : '';
       const args = (params?.['arguments'] ?? {}) as Record<string, unknown>;
       return this.callTool(name, args, options, undefined);
     }
     const name = method === 'resources/read' ? params?.['uri'] : method === 'prompts/get' ? params?.['name'] : '';
-    if (typeof name !== 'string') return this.#send(method, params, options);
+    if (typeof name !== 'string') return this.#uncached(method, params, options);
     const args =
       method === 'prompts/get'
         ? params?.['arguments']
@@ -327,8 +338,10 @@ export class ProxyFactory implements AsyncDisposable {
       return this.request('tools/call', { name, arguments: args }, options) as Promise<CallToolResult>;
     }
     const ttl = this.#policy!.toolVerdict(name);
-    if (ttl === null) return this.#send('tools/call', { name, arguments: args }, options) as Promise<CallToolResult>;
+    if (ttl === null)
+      return this.#uncached('tools/call', { name, arguments: args }, options) as Promise<CallToolResult>;
     if (ttl === undefined) return this.#callToolOnceAnnotated(name, args, options);
+    const started = callChannel.hasSubscribers ? this.#clock.start() : -1;
     const tenant = options?.tenant;
     const key =
       (tenant === undefined || tenant === this.#tenant
@@ -336,7 +349,10 @@ export class ProxyFactory implements AsyncDisposable {
         : keyPrefix(tenant, this.#group, 'tools/call', name)) + canonicalJson(args);
     if (options?.cache !== 'refresh') {
       const hit = cache.get(key, options?.identity ?? this.#identity, 'tools');
-      if (hit !== undefined) return Promise.resolve(hit as CallToolResult);
+      if (hit !== undefined) {
+        if (started !== -1) this.#clock.hit(this, 'tools/call', name, tenant ?? this.#tenant, started);
+        return Promise.resolve(hit as CallToolResult);
+      }
     }
     return this.#cached(
       'tools/call',
@@ -404,11 +420,15 @@ export class ProxyFactory implements AsyncDisposable {
     const identity = options?.identity ?? this.#identity;
     const mode = options?.cache === 'refresh' ? 'refresh' : 'default';
     if (mode === 'default' && method !== 'tools/call') {
+      const started = callChannel.hasSubscribers ? this.#clock.start() : -1;
       const hit = cache.get(key, identity, category);
-      if (hit !== undefined) return Promise.resolve(hit);
+      if (hit !== undefined) {
+        if (started !== -1) this.#clock.hit(this, method, name, options?.tenant ?? this.#tenant, started);
+        return Promise.resolve(hit);
+      }
     }
     const policy = this.#policy!;
-    return cache.fetch({
+    const request: FetchRequest = {
       key,
       tag: cacheTag(this.#group, method, name),
       identity,
@@ -419,7 +439,22 @@ export class ProxyFactory implements AsyncDisposable {
       load: (signal, onProgress) => this.#send(method, params, { ...options, signal, onProgress }),
       decide: (result) => policy.decide(method, result, this.upstream.info?.era === 'modern', ruleTtlMs),
       beforeStore: (decision) => this.#subscribeBeforeStore(method, name, decision),
-    });
+    };
+    if (!callsObserved()) return cache.fetch(request);
+    return observeCall(this, method, name, options?.tenant ?? this.#tenant, request, () => cache.fetch(request));
+  }
+
+  /** An operation the cache does not answer; observed when anyone listens (see `./events.ts`). */
+  #uncached(
+    method: string,
+    params: Record<string, unknown> | undefined,
+    options: ExecuteOptions | undefined,
+  ): Promise<unknown> {
+    if (!callsObserved()) return this.#send(method, params, options);
+    const tenant = options?.tenant ?? this.#tenant;
+    return observeCall(this, method, nameOf(method, params), tenant, undefined, () =>
+      this.#send(method, params, options),
+    );
   }
 
   /** The upstream call itself: retries where the request surely never ran, then the connection. */
@@ -439,17 +474,28 @@ export class ProxyFactory implements AsyncDisposable {
             headers: options.headers,
             onServerRequest: options.onServerRequest,
           };
-    if (this.config.maxRetries === 0) return this.upstream.request(method, params, callOptions);
-    return withRetry(() => this.upstream.request(method, params, callOptions), {
+    if (this.config.maxRetries === 0) return upstreamAttempt(this.upstream, method, params, callOptions);
+    return withRetry(() => upstreamAttempt(this.upstream, method, params, callOptions), {
       maxRetries: this.config.maxRetries,
       baseDelayMs: this.config.retryDelayMs,
       signal: options?.signal,
     });
   }
 
+  /**
+   * The seed's performance summary of this factory's operations: `total_operations`, average and
+   * P50/P95/P99 latency, `cache_hit_rate` (counted, not guessed), `operations_per_second` and
+   * `error_rate`, since recording began and over the last minute (`window`). Recording begins
+   * with the factory when it is created with `{ stats: true }`, else at the first call of this.
+   */
+  stats(): ProxyStats {
+    return factoryStats(this);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    unwatchStats(this);
     this.#stopListening?.();
     await this.upstream.close();
     if (this.#ownsCache) await this.cache?.close();
@@ -514,7 +560,7 @@ export class ProxyFactory implements AsyncDisposable {
     await this.#loadAnnotations();
     if (this.#policy!.toolVerdict(name) === undefined) {
       // The list could not be fetched: without annotations nothing proves the tool is safe.
-      return this.#send('tools/call', { name, arguments: args }, options) as Promise<CallToolResult>;
+      return this.#uncached('tools/call', { name, arguments: args }, options) as Promise<CallToolResult>;
     }
     return this.callTool(name, args, options, undefined);
   }
