@@ -168,6 +168,10 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
   }
 
   async #dispatch(method: string, params: Record<string, unknown> | undefined, ctx: RequestContext): Promise<unknown> {
+    // 2026-07-28 removed these: a modern caller gets "method not found", never a 2025 answer.
+    if (ctx.era === 'modern' && REMOVED_IN_MODERN.has(method)) {
+      throw new RpcError(RpcCode.MethodNotFound, `Method not found: ${method} (removed in ${MODERN_VERSION})`);
+    }
     const catalog = ctx.scope ? this.#scoped.get(ctx.scope.name)! : this.catalog;
     switch (method) {
       case 'ping':
@@ -379,6 +383,15 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     this.emit('listChanged', kind, upstream.name);
   }
 }
+
+/** Methods of the 2025 revisions that 2026-07-28 removed (SEP-2575). */
+const REMOVED_IN_MODERN = new Set([
+  'initialize',
+  'ping',
+  'logging/setLevel',
+  'resources/subscribe',
+  'resources/unsubscribe',
+]);
 
 /** Methods whose 2026-07-28 results must carry a cache hint (`ttlMs`, `cacheScope`). */
 const HINTED_METHODS = new Set([

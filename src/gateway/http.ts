@@ -242,6 +242,19 @@ export class HttpInbound {
       return;
     }
     if (outcome.kind === 'modern') {
+      const revision = outcome.classification.revision;
+      if (revision !== MODERN_VERSION) {
+        const id = outcome.messageKind === 'request' ? outcome.message.id : null;
+        const requested = revision ?? 'unknown';
+        const data = { supported: [MODERN_VERSION], requested };
+        writeError(
+          res,
+          400,
+          id,
+          new RpcError(MCP_CODES.UnsupportedProtocolVersion, `Unsupported protocol version: ${requested}`, data),
+        );
+        return;
+      }
       await this.#modern(req, res, message, scope, caller);
     } else {
       await this.#legacy(req, res, message, scope, caller);
@@ -376,7 +389,8 @@ export class HttpInbound {
     } catch (error) {
       const rpcError = toRpcError(error);
       if (!res.headersSent) {
-        res.writeHead(200, JSON_HEADERS).end(errorResponse(id, rpcError));
+        res.writeHead(base.era === 'modern' ? modernErrorStatus(rpcError.code) : 200, JSON_HEADERS);
+        res.end(errorResponse(id, rpcError));
         return;
       }
       payload = errorResponse(id, rpcError);
@@ -564,6 +578,30 @@ function hostname(host: string | undefined): string | undefined {
   if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
   const colon = host.lastIndexOf(':');
   return (colon === -1 ? host : host.slice(0, colon)).toLowerCase();
+}
+
+/** The MCP error codes of the 2026-07-28 HTTP binding that carry their own HTTP status. */
+const MCP_CODES = {
+  HeaderMismatch: -32020,
+  MissingRequiredClientCapability: -32021,
+  UnsupportedProtocolVersion: -32022,
+} as const;
+
+/**
+ * The HTTP status of a 2026-07-28 error answer: 404 for "method not found", 400 for the errors the
+ * binding says are bad requests (header mismatch, undeclared client capability, unsupported
+ * version), 200 for the rest (the JSON-RPC error is the payload). An upstream's own such error
+ * keeps its status through the gateway.
+ */
+function modernErrorStatus(code: number): number {
+  if (code === RpcCode.MethodNotFound) return 404;
+  if (
+    code === MCP_CODES.HeaderMismatch ||
+    code === MCP_CODES.MissingRequiredClientCapability ||
+    code === MCP_CODES.UnsupportedProtocolVersion
+  )
+    return 400;
+  return 200;
 }
 
 function headerField<K extends string>(key: K, value: string | string[] | undefined): Partial<Record<K, string>> {
