@@ -7,10 +7,12 @@ import {
   type Implementation,
   type JSONRPCNotification,
   type ServerCapabilities,
+  type Tool,
 } from '@modelcontextprotocol/client';
 import type { ExecuteOptions } from '../proxy/index.js';
 import type { ProgressUpdate, ServerRequestHandler } from '../upstream/index.js';
 import { Catalog, type CatalogOptions, type GatewayUpstream, type Route } from './catalog.js';
+import { checkParamHeaders, paramDeclarations, paramHeaders, type ParamDeclaration } from './headers.js';
 import { isObject, RpcCode, RpcError } from './rpc.js';
 
 export const MODERN_VERSION = '2026-07-28';
@@ -49,6 +51,11 @@ export interface RequestContext {
   onProgress?: ((update: ProgressUpdate) => void) | undefined;
   /** Set on connections that can carry server-to-client requests (2025 sessions): relays them to the client. */
   onServerRequest?: ServerRequestHandler | undefined;
+  /**
+   * 2026-07-28 over HTTP: reads a request header by its lower-case name, so that a `tools/call`'s
+   * `Mcp-Param-*` headers can be checked against its arguments.
+   */
+  header?: ((name: string) => string | undefined) | undefined;
   /** Only this upstream (the `/mcp/<name>` endpoint), or all of them. */
   scope?: GatewayUpstream | undefined;
   /** The caller's tenant: its own cache partition. */
@@ -90,6 +97,9 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
   readonly #options: GatewayCoreOptions;
   readonly #scoped = new Map<string, Catalog>();
   readonly #unsubscribe: (() => void)[] = [];
+  /** Per tools list (replaced when it changes): its tools by name, and each tool's `x-mcp-header` declarations. */
+  readonly #toolsByName = new WeakMap<object, Map<string, Tool>>();
+  readonly #declarations = new WeakMap<Tool, readonly ParamDeclaration[]>();
 
   constructor(upstreams: readonly GatewayUpstream[], options: GatewayCoreOptions) {
     super();
@@ -201,7 +211,13 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
         );
       case 'tools/call': {
         const name = requireString(params, 'name');
-        return this.#forward(await catalog.routeTool(name, ctx.signal), method, params, ctx, 'name');
+        const route = await catalog.routeTool(name, ctx.signal);
+        const declarations = await this.#paramDeclarations(catalog, name, ctx.signal);
+        if (ctx.header !== undefined && declarations.length > 0) {
+          const refusal = checkParamHeaders(declarations, params?.['arguments'], ctx.header);
+          if (refusal) throw refusal;
+        }
+        return this.#forward(route, method, params, ctx, 'name', declarations);
       }
       case 'prompts/get': {
         const name = requireString(params, 'name');
@@ -284,6 +300,7 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     params: Record<string, unknown> | undefined,
     ctx: RequestContext,
     renameKey?: 'name' | 'uri',
+    declarations?: readonly ParamDeclaration[],
   ): Promise<unknown> {
     const policy = this.#options.policy;
     if (policy && ctx.caller) {
@@ -317,7 +334,33 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
       // Only to upstreams configured with forward_auth does the caller's token ever go.
       if (forward && caller.token !== undefined) options.headers = { authorization: `Bearer ${caller.token}` };
     }
+    if (
+      declarations !== undefined &&
+      declarations.length > 0 &&
+      route.upstream.factory.config.transport.kind === 'http'
+    ) {
+      // The 2026-07-28 binding: the upstream checks that these headers mirror the arguments.
+      options.headers = { ...paramHeaders(declarations, params?.['arguments']), ...options.headers };
+    }
     return route.upstream.factory.request(method, upstreamParams, options);
+  }
+
+  /** The `x-mcp-header` declarations of a listed tool (by the name callers see), worked out once per list. */
+  async #paramDeclarations(catalog: Catalog, name: string, signal: AbortSignal): Promise<readonly ParamDeclaration[]> {
+    const view = await catalog.tools(signal);
+    let byName = this.#toolsByName.get(view);
+    if (byName === undefined) {
+      byName = new Map(view.items.map((tool) => [tool.name, tool]));
+      this.#toolsByName.set(view, byName);
+    }
+    const tool = byName.get(name);
+    if (tool === undefined) return [];
+    let declarations = this.#declarations.get(tool);
+    if (declarations === undefined) {
+      declarations = paramDeclarations(tool.inputSchema);
+      this.#declarations.set(tool, declarations);
+    }
+    return declarations;
   }
 
   /** The params sent upstream: the client's, without the gateway's own envelope entries in `_meta`. */

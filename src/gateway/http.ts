@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SUBSCRIPTION_ID_META_KEY, classifyInboundRequest } from '@modelcontextprotocol/server';
 import type { ProgressUpdate } from '../upstream/index.js';
 import type { GatewayUpstream } from './catalog.js';
+import { checkStandardHeaders } from './headers.js';
 import { MODERN_VERSION, type Caller, type GatewayCore, type RequestContext } from './core.js';
 import {
   errorResponse,
@@ -276,11 +277,26 @@ export class HttpInbound {
     }
     const id = message['id'] as JsonRpcId;
     const params = isObject(message['params']) ? message['params'] : undefined;
+    const headers = req.headers;
+    const refusal = checkStandardHeaders(
+      {
+        protocolVersion: single(headers['mcp-protocol-version']),
+        method: single(headers['mcp-method']),
+        name: single(headers['mcp-name']),
+      },
+      method,
+      params,
+    );
+    if (refusal) {
+      writeError(res, 400, id, refusal);
+      return;
+    }
     if (method === 'subscriptions/listen') {
       this.#listen(req, res, id, params, scope);
       return;
     }
-    await this.#answer(req, res, id, method, params, { era: 'modern', scope, caller }, undefined);
+    const header = (name: string) => single(headers[name]);
+    await this.#answer(req, res, id, method, params, { era: 'modern', scope, caller, header }, undefined);
   }
 
   async #legacy(
@@ -344,7 +360,7 @@ export class HttpInbound {
     id: JsonRpcId,
     method: string,
     params: Record<string, unknown> | undefined,
-    base: Pick<RequestContext, 'era' | 'scope' | 'caller'>,
+    base: Pick<RequestContext, 'era' | 'scope' | 'caller' | 'header'>,
     session: LegacySession | undefined,
   ): Promise<void> {
     this.#answering++;
@@ -602,6 +618,10 @@ function modernErrorStatus(code: number): number {
   )
     return 400;
   return 200;
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }
 
 function headerField<K extends string>(key: K, value: string | string[] | undefined): Partial<Record<K, string>> {
