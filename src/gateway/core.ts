@@ -316,13 +316,17 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
         );
       }
     }
-    const upstreamParams = this.#upstreamParams(params);
+    const upstreamParams = this.#upstreamParams(params, ctx.era === 'modern');
     if (renameKey && upstreamParams) upstreamParams[renameKey] = route.name;
     const options: ExecuteOptions = {
       signal: ctx.signal,
       onProgress: ctx.onProgress,
       onServerRequest: ctx.onServerRequest,
     };
+    // A later round of an input_required exchange answers one caller's questions: never a cache entry.
+    if (upstreamParams?.['inputResponses'] !== undefined || upstreamParams?.['requestState'] !== undefined) {
+      options.cache = 'bypass';
+    }
     const caller = ctx.caller;
     if (caller !== undefined) {
       const transport = route.upstream.factory.config.transport;
@@ -363,8 +367,15 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     return declarations;
   }
 
-  /** The params sent upstream: the client's, without the gateway's own envelope entries in `_meta`. */
-  #upstreamParams(params: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  /**
+   * The params sent upstream: the client's, without the gateway's own envelope entries in `_meta`.
+   * `keepCapabilities`: a 2026-07-28 caller's declared capabilities go upstream, since what the
+   * upstream may ask of the client (an `input_required` result) comes back to that caller.
+   */
+  #upstreamParams(
+    params: Record<string, unknown> | undefined,
+    keepCapabilities = false,
+  ): Record<string, unknown> | undefined {
     if (params === undefined) return undefined;
     const copy: Record<string, unknown> = {};
     for (const key in params) {
@@ -374,7 +385,7 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
         const meta: Record<string, unknown> = {};
         let kept = 0;
         for (const metaKey in value) {
-          if (ENVELOPE_KEYS.has(metaKey)) continue;
+          if (ENVELOPE_KEYS.has(metaKey) && !(keepCapabilities && metaKey === CLIENT_CAPABILITIES_META_KEY)) continue;
           meta[metaKey] = value[metaKey];
           kept++;
         }

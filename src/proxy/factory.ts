@@ -295,7 +295,7 @@ export class ProxyFactory implements AsyncDisposable {
     if (method === 'tools/call') {
       const name = typeof params?.['name'] === 'string' ? params['name'] : '';
       const args = (params?.['arguments'] ?? {}) as Record<string, unknown>;
-      return this.callTool(name, args, options, undefined);
+      return this.callTool(name, args, options, undefined, params);
     }
     const name = method === 'resources/read' ? params?.['uri'] : method === 'prompts/get' ? params?.['name'] : '';
     if (typeof name !== 'string') return this.#uncached(method, params, options);
@@ -325,22 +325,24 @@ export class ProxyFactory implements AsyncDisposable {
 
   /**
    * `tools/call` through the cache when the policy allows this tool. The hit path is a verdict
-   * lookup, the key (prefix + canonical JSON of the arguments) and one map lookup.
+   * lookup, the key (prefix + canonical JSON of the arguments) and one map lookup. `params`, when
+   * given, is the request as sent (its `_meta` and any other fields kept); else `{ name, arguments }`.
    */
   callTool(
     name: string,
     args: Record<string, unknown>,
     options: ExecuteOptions | undefined,
     prefix: string | undefined,
+    params?: Record<string, unknown>,
   ): Promise<CallToolResult> {
     const cache = this.cache;
+    const sent = params ?? { name, arguments: args };
     if (cache === undefined || this.#closed || options?.cache === 'bypass') {
-      return this.request('tools/call', { name, arguments: args }, options) as Promise<CallToolResult>;
+      return this.request('tools/call', sent, options) as Promise<CallToolResult>;
     }
     const ttl = this.#policy!.toolVerdict(name);
-    if (ttl === null)
-      return this.#uncached('tools/call', { name, arguments: args }, options) as Promise<CallToolResult>;
-    if (ttl === undefined) return this.#callToolOnceAnnotated(name, args, options);
+    if (ttl === null) return this.#uncached('tools/call', sent, options) as Promise<CallToolResult>;
+    if (ttl === undefined) return this.#callToolOnceAnnotated(name, args, options, params);
     const started = callChannel.hasSubscribers ? this.#clock.start() : -1;
     const tenant = options?.tenant;
     const key =
@@ -354,15 +356,7 @@ export class ProxyFactory implements AsyncDisposable {
         return Promise.resolve(hit as CallToolResult);
       }
     }
-    return this.#cached(
-      'tools/call',
-      'tools',
-      name,
-      { name, arguments: args },
-      ttl,
-      key,
-      options,
-    ) as Promise<CallToolResult>;
+    return this.#cached('tools/call', 'tools', name, sent, ttl, key, options) as Promise<CallToolResult>;
   }
 
   /**
@@ -556,13 +550,14 @@ export class ProxyFactory implements AsyncDisposable {
     name: string,
     args: Record<string, unknown>,
     options: ExecuteOptions | undefined,
+    params: Record<string, unknown> | undefined,
   ): Promise<CallToolResult> {
     await this.#loadAnnotations();
     if (this.#policy!.toolVerdict(name) === undefined) {
       // The list could not be fetched: without annotations nothing proves the tool is safe.
-      return this.#uncached('tools/call', { name, arguments: args }, options) as Promise<CallToolResult>;
+      return this.#uncached('tools/call', params ?? { name, arguments: args }, options) as Promise<CallToolResult>;
     }
-    return this.callTool(name, args, options, undefined);
+    return this.callTool(name, args, options, undefined, params);
   }
 
   #loadAnnotations(): Promise<void> {
