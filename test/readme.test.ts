@@ -13,8 +13,8 @@ const blocks = [...readme.matchAll(/^### (.+)$|^```ts\n([\s\S]*?)^```$/gm)];
 /** The package's own specifiers, pointed at the sources so the examples run without a build. */
 function localImports(code: string): string {
   return code
-    .replaceAll(`from 'mcp-relay'`, `from '${root}src/index.ts'`)
-    .replaceAll(`from 'mcp-relay/demo'`, `from '${root}src/demo/index.ts'`);
+    .replaceAll(`from 'mcp-relay'`, `from '${root}src/index.js'`)
+    .replaceAll(`from 'mcp-relay/demo'`, `from '${root}src/demo/index.js'`);
 }
 
 const examples: { title: string; code: string }[] = [];
@@ -27,6 +27,38 @@ for (const match of blocks) {
 describe('README examples run as written', () => {
   test('the README has TypeScript examples', () => {
     assert.ok(examples.length >= 5, `found ${examples.length}`);
+  });
+
+  test("every example typechecks under the project's strict settings", async () => {
+    const dir = `${root}test-artifacts/readme-types`;
+    await mkdir(dir, { recursive: true });
+    const files = await Promise.all(
+      examples.map(async (example, index) => {
+        const file = `${dir}/example-${index + 1}.ts`;
+        await writeFile(file, localImports(example.code) + '\nexport {};\n');
+        return file;
+      }),
+    );
+    await writeFile(
+      `${dir}/tsconfig.json`,
+      JSON.stringify({
+        extends: `${root}tsconfig.json`,
+        compilerOptions: { noEmit: true, rootDir: root },
+        include: files,
+      }),
+    );
+    const tsc = `${root}node_modules/typescript/bin/tsc`;
+    const result = await run(process.execPath, [tsc, '-p', `${dir}/tsconfig.json`], {
+      cwd: root,
+      timeout: 120_000,
+    }).then(
+      () => ({ ok: true, output: '' }),
+      (error: { stdout?: string; message?: string }) => ({
+        ok: false,
+        output: error.stdout ?? error.message ?? 'tsc failed',
+      }),
+    );
+    assert.ok(result.ok, result.output);
   });
 
   for (const [index, example] of examples.entries()) {
