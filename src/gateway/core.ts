@@ -162,18 +162,13 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
 
   /** Connects every upstream (in parallel) so that capabilities are known before clients ask. */
   async warmUp(): Promise<void> {
+    // Subscribing connects. The catalog keeps each list until the upstream says it changed, and on
+    // 2026-07-28 nothing arrives unasked (a subscriptions/listen stream): ask for the changes. An
+    // upstream that cannot connect yet keeps the wish and applies it once it does.
     await Promise.allSettled(
-      this.catalog.upstreams.map(async (u) => {
-        await u.factory.upstream.connect();
-        // The catalog keeps each list until the upstream says it changed: ask it to say so. On
-        // 2026-07-28 nothing arrives unasked (a subscriptions/listen stream); a wish made before
-        // the upstream is reachable is kept and applied once it is.
-        await u.factory.upstream.subscribe({
-          toolsListChanged: true,
-          promptsListChanged: true,
-          resourcesListChanged: true,
-        });
-      }),
+      this.catalog.upstreams.map((u) =>
+        u.factory.upstream.subscribe({ toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true }),
+      ),
     );
   }
 
