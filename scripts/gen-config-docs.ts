@@ -20,6 +20,12 @@ import {
   jwtSectionShape,
   rateLimitShape,
   tenantEntryShape,
+  alertsSectionShape,
+  alertThresholdsShape,
+  alertWebhookShape,
+  loggingShape,
+  telemetrySectionShape,
+  tracingShape,
   mcpServerEntrySchema,
   relayConfigFileShape,
   relayConfigJsonSchema,
@@ -140,6 +146,8 @@ export async function renderConfigDocs(): Promise<string> {
   const jwtJson = authJson.properties?.jwt ?? {};
   const tenantJson = json.properties?.tenants?.additionalProperties as JsonSchema;
   const rateLimitJson = tenantJson.properties?.rate_limit ?? {};
+  const alertsJson = json.properties?.alerts ?? {};
+  const telemetryJson = json.properties?.telemetry ?? {};
 
   const markdown = `# Configuration reference
 
@@ -278,6 +286,52 @@ ${sectionTable(tenantEntryShape, tenantJson)}
 \`rate_limit\`:
 
 ${sectionTable(rateLimitShape, rateLimitJson)}
+
+## \`alerts\` and \`telemetry\`
+
+What the gateway measures, exposes and alerts on. Without these sections it serves Prometheus
+metrics at \`/metrics\`, the live dashboard at \`/\`, alerts at \`/alerts\` with the seed's
+\`ALERT_THRESHOLDS\`, and JSON logs at \`info\` on standard error; tracing is off.
+
+\`\`\`yaml
+alerts:
+  thresholds:
+    high_latency: { p95_ms: 500, p99_ms: 1000 }
+    low_cache_hit_rate: 0.7
+    high_error_rate: 0.05
+    connection_pool_exhaustion: 0.9
+    memory_usage: 0.8
+  window: 60s
+  min_samples: 20
+  webhook:
+    url: https://hooks.example.com/mcp-relay
+    headers: { Authorization: "Bearer \${HOOK_TOKEN}" }
+telemetry:
+  logging: { level: info, requests: true, redact_headers: [x-upstream-key] }
+  tracing: { exporter: otlp, endpoint: http://127.0.0.1:4318/v1/traces }
+\`\`\`
+
+${sectionTable(alertsSectionShape, alertsJson)}
+
+\`alerts.thresholds\` (each may be \`false\` to turn it off):
+
+${sectionTable(alertThresholdsShape, alertsJson.properties?.thresholds ?? {})}
+
+\`alerts.webhook\`:
+
+${sectionTable(alertWebhookShape, alertsJson.properties?.webhook ?? {})}
+
+\`telemetry\`:
+
+${sectionTable(telemetrySectionShape, telemetryJson)}
+
+\`telemetry.logging\`:
+
+${sectionTable(loggingShape, telemetryJson.properties?.logging ?? {})}
+
+\`telemetry.tracing\`:
+
+${sectionTable(tracingShape, telemetryJson.properties?.tracing ?? {})}
 
 ## Durations
 

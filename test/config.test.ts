@@ -827,6 +827,8 @@ void describe('config CLI', () => {
       'server',
       'auth',
       'tenants',
+      'alerts',
+      'telemetry',
       'mcpServers',
     ]);
   });

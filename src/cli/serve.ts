@@ -38,6 +38,8 @@ export async function startFromFlags(flags: ServeFlags): Promise<{ gateway: Gate
     pageSize: config.server.pageSize,
     auth: config.auth,
     tenants: config.tenants,
+    alerts: config.alerts,
+    telemetry: config.telemetry,
   });
   return { gateway, config };
 }
@@ -47,6 +49,8 @@ export async function serve(flags: ServeFlags, write: (line: string) => void): P
   write(`mcp-relay gateway listening on ${gateway.url}/mcp`);
   write(`  upstreams: ${config.upstreams.map((u) => `${u.name} (${u.transport.kind})`).join(', ')}`);
   write(`  callers: ${describeAuth(config)}`);
+  if (config.telemetry?.dashboard !== false)
+    write(`  dashboard: ${gateway.url}/ (metrics at /metrics, alerts at /alerts)`);
   if (!flags.config)
     write('  (no --config: serving the bundled demo MCP server; try `mcp-relay serve --config relay.yaml`)');
   await new Promise<void>((resolve) => {

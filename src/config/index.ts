@@ -102,3 +102,23 @@ export {
   type ResolvedTenantsConfig,
   type TenantsSection,
 } from './tenants.js';
+export {
+  ALERT_THRESHOLD_DEFAULTS,
+  ALERTS_DEFAULTS,
+  TELEMETRY_DEFAULTS,
+  alertsSectionSchema,
+  alertsSectionShape,
+  alertThresholdsShape,
+  alertWebhookShape,
+  loggingShape,
+  resolveAlertsSection,
+  resolveTelemetrySection,
+  telemetrySectionSchema,
+  telemetrySectionShape,
+  tracingShape,
+  type AlertsSection,
+  type ResolvedAlertsConfig,
+  type ResolvedAlertThresholds,
+  type ResolvedTelemetryConfig,
+  type TelemetrySection,
+} from './telemetry.js';

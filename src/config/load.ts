@@ -14,6 +14,7 @@ import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { resolveServerSection } from './server.js';
 import { resolveAuthSection } from './auth.js';
 import { accessIssues, resolveTenantsSection } from './tenants.js';
+import { resolveAlertsSection, resolveTelemetrySection } from './telemetry.js';
 import {
   applyUpstreamDefaults,
   fileDefaultsToFields,
@@ -210,6 +211,8 @@ function resolveRelayConfigFile(
     server: resolveServerSection(file.server),
     ...(file.auth === undefined ? {} : { auth: resolveAuthSection(file.auth, baseDir) }),
     ...(file.tenants === undefined ? {} : { tenants: resolveTenantsSection(file.tenants) }),
+    alerts: resolveAlertsSection(file.alerts),
+    telemetry: resolveTelemetrySection(file.telemetry),
   });
 }
 

@@ -15,6 +15,12 @@ import * as z from 'zod';
 import { serverSectionSchema, type ResolvedServerConfig } from './server.js';
 import { authSectionSchema, type ResolvedAuthConfig } from './auth.js';
 import { tenantsSectionSchema, type ResolvedTenantsConfig } from './tenants.js';
+import {
+  alertsSectionSchema,
+  telemetrySectionSchema,
+  type ResolvedAlertsConfig,
+  type ResolvedTelemetryConfig,
+} from './telemetry.js';
 
 import { duration, MAX_TIMER_MS } from './duration.js';
 
@@ -1017,6 +1023,14 @@ export const relayConfigFileShape = {
     description:
       'What each tenant may use: allowed_upstreams, allowed_tools, max_concurrent, rate_limit. Each tenant also has its own cache partition.',
   }),
+  alerts: field(alertsSectionSchema, {
+    description:
+      "When the gateway alerts: the seed's ALERT_THRESHOLDS (P95 500 ms, P99 1000 ms, hit rate < 0.7, error rate > 5 %, pool use > 90 %, memory > 80 %) judged over a window with a minimum sample count; alerts are logged, listed at /alerts, shown on the dashboard and optionally POSTed to a webhook.",
+  }),
+  telemetry: field(telemetrySectionSchema, {
+    description:
+      'What the gateway measures and exposes: Prometheus metrics at /metrics, the live dashboard at /, resource sampling, JSON logs (pino) and OpenTelemetry traces (off by default).',
+  }),
   mcpServers: field(
     z.record(upstreamNameSchema, mcpServerEntrySchema, {
       error: 'expected a map of server name to { command, args, env } or { url, headers }',
@@ -1050,6 +1064,10 @@ export interface ResolvedRelayConfig {
   readonly auth?: ResolvedAuthConfig | undefined;
   /** Tenants' rules; absent without a `tenants:` section. */
   readonly tenants?: ResolvedTenantsConfig | undefined;
+  /** Alert thresholds and delivery; the seed's defaults when the file has no `alerts:` section. */
+  readonly alerts?: ResolvedAlertsConfig | undefined;
+  /** Metrics, dashboard, logs and traces; defaults when the file has no `telemetry:` section. */
+  readonly telemetry?: ResolvedTelemetryConfig | undefined;
 }
 
 /** Converts a validated file entry to camelCase fields, `url` becoming `serverUrl`. */

@@ -1,9 +1,17 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Implementation } from '@modelcontextprotocol/client';
-import type { ResolvedAuthConfig, ResolvedTenantsConfig, ResolvedUpstreamConfig } from '../config/index.js';
+import type {
+  ResolvedAlertsConfig,
+  ResolvedAuthConfig,
+  ResolvedTelemetryConfig,
+  ResolvedTenantsConfig,
+  ResolvedUpstreamConfig,
+} from '../config/index.js';
+import { Observability } from '../dashboard/index.js';
 import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { createProxyFactory } from '../proxy/index.js';
+import type { Logger, Telemetry } from '../telemetry/index.js';
 import type { GatewayUpstream, Namespacing } from './catalog.js';
 import { checkExposure, createAuthenticator, type Authenticator } from './auth.js';
 import { GatewayCore, type AccessPolicy } from './core.js';
@@ -48,6 +56,14 @@ export interface GatewayOptions {
   tenants?: ResolvedTenantsConfig | undefined;
   /** Monotonic milliseconds for the tenants' token buckets. Default `performance.now()`. */
   clock?: { now(): number } | undefined;
+  /** Alert thresholds, window and webhook. Default: the seed's `ALERT_THRESHOLDS`. */
+  alerts?: ResolvedAlertsConfig | undefined;
+  /** Metrics, dashboard, logs and traces. Default: all served, logs at `info`, no traces. */
+  telemetry?: ResolvedTelemetryConfig | undefined;
+  /** A pino logger for the gateway's logs. Default: one from `telemetry.logging`, on standard error. */
+  logger?: Logger | undefined;
+  /** Between two dashboard snapshots, in ms. Default 1000. */
+  dashboardIntervalMs?: number | undefined;
 }
 
 export interface Gateway extends AsyncDisposable {
@@ -56,6 +72,8 @@ export interface Gateway extends AsyncDisposable {
   readonly address: AddressInfo;
   readonly core: GatewayCore;
   readonly server: Server;
+  /** Metrics, alerts, resources and logs of this gateway (`/metrics`, `/alerts`, the dashboard at `/`). */
+  readonly telemetry: Telemetry;
   close(): Promise<void>;
 }
 
@@ -86,7 +104,8 @@ export async function createGatewayCore(
 
 /**
  * `mcp-relay serve`: one MCP endpoint in front of many upstreams. `/mcp` serves the aggregate,
- * `/mcp/<name>` one upstream; `/healthz` and `/readyz` for orchestrators.
+ * `/mcp/<name>` one upstream; `/healthz` and `/readyz` for orchestrators; `/metrics`, `/alerts`
+ * and the live dashboard at `/` (see `../dashboard/observability.ts`).
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? '127.0.0.1';
@@ -102,8 +121,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     authenticate: access.authenticate,
   });
   let draining = false;
+  const observability = new Observability(
+    upstreams.map((u) => u.factory),
+    options,
+  );
 
-  const server = createServer((req, res) => {
+  const route = (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     if (path === '/mcp' || path === '/mcp/') {
       inbound.handle(req, res, undefined);
@@ -130,8 +153,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         .end(JSON.stringify({ ready, draining, failing: failures }));
       return;
     }
+    if (observability.handle(req, res, path)) return;
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: the MCP endpoint is /mcp\n');
-  });
+  };
+  const server = createServer((req, res) => observability.run(req, res, route));
+  observability.attach(server);
   server.on('clientError', (_error, socket) => {
     // Malformed HTTP (oversized headers, garbage): answer 400 and move on; never crash.
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
@@ -165,6 +191,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       server.closeAllConnections();
       await closed;
       await core.close();
+      await observability.close();
     })());
 
   return {
@@ -172,6 +199,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     address,
     core,
     server,
+    telemetry: observability.telemetry,
     close,
     [Symbol.asyncDispose]: close,
   };
