@@ -230,11 +230,26 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
         const name = requireString(params, 'name');
         return this.#forward(await catalog.routePrompt(name, ctx.signal), method, params, ctx, 'name');
       }
-      case 'resources/read':
-      case 'resources/subscribe':
-      case 'resources/unsubscribe': {
+      case 'resources/read': {
         const uri = requireString(params, 'uri');
         return this.#forward(await catalog.routeResource(uri, ctx.signal), method, params, ctx, 'uri');
+      }
+      case 'resources/subscribe':
+      case 'resources/unsubscribe': {
+        // The gateway subscribes on the caller's behalf, the way the upstream's revision does it
+        // (resources/subscribe on 2025, a subscriptions/listen stream on 2026-07-28), and the
+        // transports pass resources/updated to the callers that subscribed. Unsubscribing only
+        // stops that: the upstream subscription stays for the other callers.
+        const uri = requireString(params, 'uri');
+        const route = await catalog.routeResource(uri, ctx.signal);
+        this.#authorize(route, method, ctx);
+        if (method === 'resources/subscribe') {
+          await untilAborted(
+            route.upstream.factory.upstream.subscribe({ resourceSubscriptions: [route.name] }),
+            ctx.signal,
+          );
+        }
+        return {};
       }
       case 'completion/complete':
         return this.#complete(catalog, params, ctx);
@@ -301,14 +316,8 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     return view.items.filter((template) => allowed.has(template.uriTemplate));
   }
 
-  #forward(
-    route: Route,
-    method: string,
-    params: Record<string, unknown> | undefined,
-    ctx: RequestContext,
-    renameKey?: 'name' | 'uri',
-    declarations?: readonly ParamDeclaration[],
-  ): Promise<unknown> {
+  /** Refuses a caller its tenant's rules do not allow this tool, prompt or resource (as if it did not exist). */
+  #authorize(route: Route, method: string, ctx: RequestContext): void {
     const policy = this.#options.policy;
     if (policy && ctx.caller) {
       const kind = method.startsWith('tools/')
@@ -323,6 +332,17 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
         );
       }
     }
+  }
+
+  #forward(
+    route: Route,
+    method: string,
+    params: Record<string, unknown> | undefined,
+    ctx: RequestContext,
+    renameKey?: 'name' | 'uri',
+    declarations?: readonly ParamDeclaration[],
+  ): Promise<unknown> {
+    this.#authorize(route, method, ctx);
     const upstreamParams = this.#upstreamParams(params, ctx.era === 'modern');
     if (renameKey && upstreamParams) upstreamParams[renameKey] = route.name;
     const options: ExecuteOptions = {
@@ -481,6 +501,16 @@ function modernResult(method: string, result: unknown): unknown {
     out['cacheScope'] = result['cacheScope'] === 'public' ? 'public' : 'private';
   }
   return out;
+}
+
+/** `promise`, or a rejection as soon as `signal` aborts (the caller went away or cancelled). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new RpcError(RpcCode.InternalError, 'request cancelled'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new RpcError(RpcCode.InternalError, 'request cancelled'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 function requireString(params: Record<string, unknown> | undefined, key: string): string {
