@@ -1,0 +1,118 @@
+/**
+ * What each revision requires of the gateway as a server, found by the conformance suite
+ * (test/conformance.test.ts) and pinned here without it: 2026-07-28's HTTP statuses and header
+ * checks, a 2026-07-28 caller's capabilities reaching the upstream, and resource subscriptions of
+ * 2025 callers served through an upstream the gateway speaks 2026-07-28 to.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { resolveProxyConfig } from '../src/config/index.js';
+import { startGateway, type Gateway } from '../src/gateway/index.js';
+import { DEMO_COUNTER_URI, startInProcessHttpFixture, type InProcessHttpFixture } from './fixtures/index.js';
+
+const ENVELOPE = {
+  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+  'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+  'io.modelcontextprotocol/clientCapabilities': {},
+};
+
+let upstream: InProcessHttpFixture;
+let gateway: Gateway;
+let endpoint: string;
+
+before(async () => {
+  upstream = await startInProcessHttpFixture({ mode: 'modern' });
+  gateway = await startGateway({ port: 0, upstreams: [resolveProxyConfig({ name: 'demo', serverUrl: upstream.url })] });
+  endpoint = `${gateway.url}/mcp`;
+});
+
+after(async () => {
+  await gateway.close();
+  await upstream.stop();
+});
+
+async function post(
+  method: string,
+  params: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: { result?: unknown; error?: { code: number; data?: unknown } } }> {
+  const response = await fetch(endpoint, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': method,
+      ...headers,
+    },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: ENVELOPE } }),
+  });
+  return { status: response.status, body: (await response.json()) as never };
+}
+
+describe('a 2026-07-28 caller', () => {
+  for (const method of ['ping', 'logging/setLevel', 'resources/subscribe', 'unknown/method']) {
+    test(`gets 404 and -32601 for ${method}`, async () => {
+      const { status, body } = await post(method, method === 'resources/subscribe' ? { uri: DEMO_COUNTER_URI } : {});
+      assert.equal(status, 404);
+      assert.equal(body.error?.code, -32601);
+    });
+  }
+
+  test('naming an unsupported version gets 400 and -32022 with the supported ones', async () => {
+    const response = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'mcp-protocol-version': 'v9', 'mcp-method': 'server/discover' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'server/discover',
+        params: { _meta: { ...ENVELOPE, 'io.modelcontextprotocol/protocolVersion': 'v9' } },
+      }),
+    });
+    assert.equal(response.status, 400);
+    const body = (await response.json()) as { id: number; error: { code: number; data: unknown } };
+    assert.equal(body.id, 7);
+    assert.equal(body.error.code, -32022);
+    assert.deepEqual(body.error.data, { supported: ['2026-07-28'], requested: 'v9' });
+  });
+
+  test('without Mcp-Method, or with an Mcp-Name naming another tool, gets 400 and -32020', async () => {
+    const missing = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'mcp-protocol-version': '2026-07-28' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: ENVELOPE } }),
+    });
+    assert.equal(missing.status, 400);
+    assert.equal(((await missing.json()) as { error: { code: number } }).error.code, -32020);
+    const other = await post('tools/call', { name: 'echo', arguments: { text: 'x' } }, { 'mcp-name': 'add' });
+    assert.equal(other.status, 400);
+    assert.equal(other.body.error?.code, -32020);
+    const spaced = await post('tools/call', { name: 'echo', arguments: { text: 'x' } }, { 'mcp-name': '  echo ' });
+    assert.equal(spaced.status, 200);
+  });
+});
+
+describe('a 2025-11-25 caller of an upstream spoken to in 2026-07-28', () => {
+  test('subscribes to a resource and hears of its updates', async () => {
+    const client = new Client({ name: 'subscriber', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
+    await client.connect(new StreamableHTTPClientTransport(new URL(endpoint)));
+    try {
+      const updated = new Promise<string>((resolve) => {
+        client.setNotificationHandler('notifications/resources/updated', (notification) => {
+          resolve(notification.params.uri);
+        });
+      });
+      assert.deepEqual(await client.subscribeResource({ uri: DEMO_COUNTER_URI }), {});
+      await client.callTool({ name: 'counter', arguments: { by: 1 } });
+      assert.equal(
+        await Promise.race([updated, new Promise((resolve) => setTimeout(() => resolve('timeout'), 5000))]),
+        DEMO_COUNTER_URI,
+      );
+      assert.deepEqual(await client.unsubscribeResource({ uri: DEMO_COUNTER_URI }), {});
+    } finally {
+      await client.close();
+    }
+  });
+});
