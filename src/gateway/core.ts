@@ -49,6 +49,8 @@ export interface RequestContext {
   signal: AbortSignal;
   /** Set when the client asked for progress: forwards each update to it. */
   onProgress?: ((update: ProgressUpdate) => void) | undefined;
+  /** Relays the log messages an upstream sends about this request (HTTP upstreams) to the client. */
+  onLog?: ((params: Record<string, unknown>) => void) | undefined;
   /** Set on connections that can carry server-to-client requests (2025 sessions): relays them to the client. */
   onServerRequest?: ServerRequestHandler | undefined;
   /**
@@ -349,6 +351,7 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
       signal: ctx.signal,
       onProgress: ctx.onProgress,
       onServerRequest: ctx.onServerRequest,
+      onLog: ctx.onLog,
     };
     // A later round of an input_required exchange answers one caller's questions: never a cache entry.
     if (upstreamParams?.['inputResponses'] !== undefined || upstreamParams?.['requestState'] !== undefined) {

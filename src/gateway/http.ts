@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { SUBSCRIPTION_ID_META_KEY, classifyInboundRequest } from '@modelcontextprotocol/server';
+import { LOG_LEVEL_META_KEY, SUBSCRIPTION_ID_META_KEY, classifyInboundRequest } from '@modelcontextprotocol/server';
 import type { ProgressUpdate } from '../upstream/index.js';
 import type { GatewayUpstream } from './catalog.js';
 import { checkStandardHeaders } from './headers.js';
@@ -383,6 +383,15 @@ export class HttpInbound {
         writeEvent(res, notificationMessage('notifications/progress', { progressToken, ...definedOnly(update) }));
       };
     }
+    const logLevel = acceptsEventStream(req) ? relayedLogLevel(base.era, meta) : undefined;
+    if (logLevel !== undefined) {
+      // An upstream's log messages about this request travel on its stream, before the result.
+      ctx.onLog = (logParams) => {
+        if (!logAtLeast(logParams['level'], logLevel)) return;
+        if (!res.headersSent) res.writeHead(200, SSE_HEADERS);
+        writeEvent(res, notificationMessage('notifications/message', logParams));
+      };
+    }
     if (session) {
       ctx.onServerRequest = (serverMethod, serverParams) => {
         // The question travels on this request's stream; the answer comes back as a POST.
@@ -618,6 +627,24 @@ function modernErrorStatus(code: number): number {
   )
     return 400;
   return 200;
+}
+
+const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
+/**
+ * The least severe log level relayed to this request's caller: every level on 2025 (the server
+ * decides what to send), on 2026-07-28 only what the request asked for with `_meta.logLevel`
+ * (nothing when it did not ask).
+ */
+function relayedLogLevel(era: 'modern' | 'legacy', meta: unknown): string | undefined {
+  if (era === 'legacy') return 'debug';
+  const level = isObject(meta) ? meta[LOG_LEVEL_META_KEY] : undefined;
+  return typeof level === 'string' && LOG_LEVELS.includes(level) ? level : undefined;
+}
+
+function logAtLeast(level: unknown, least: string): boolean {
+  const index = typeof level === 'string' ? LOG_LEVELS.indexOf(level) : -1;
+  return index === -1 || index >= LOG_LEVELS.indexOf(least);
 }
 
 function single(value: string | string[] | undefined): string | undefined {

@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import { PROTOCOL_VERSION_META_KEY, SUBSCRIPTION_ID_META_KEY } from '@modelcontextprotocol/server';
+import { LOG_LEVEL_META_KEY, PROTOCOL_VERSION_META_KEY, SUBSCRIPTION_ID_META_KEY } from '@modelcontextprotocol/server';
 import type { ProgressUpdate } from '../upstream/index.js';
 import { MODERN_VERSION, type GatewayCore, type RequestContext } from './core.js';
 import {
@@ -143,6 +143,11 @@ export class StdioInbound {
     if (progressToken !== undefined) {
       ctx.onProgress = (update: ProgressUpdate) =>
         this.#write(notificationMessage('notifications/progress', { progressToken, ...update }));
+    }
+    // An upstream's log messages about this request: on 2025 all of them, on 2026-07-28 only when
+    // the request asked with _meta.logLevel (the upstream, which saw the same _meta, picked them).
+    if (this.#era === 'legacy' || typeof meta?.[LOG_LEVEL_META_KEY] === 'string') {
+      ctx.onLog = (logParams) => this.#write(notificationMessage('notifications/message', logParams));
     }
     try {
       this.#write(resultResponse(id, await this.#core.handle(method, params, ctx)));

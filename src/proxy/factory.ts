@@ -59,6 +59,8 @@ export interface ExecuteOptions {
   headers?: Readonly<Record<string, string>> | undefined;
   /** Answers requests the server sends back mid-call (sampling, elicitation, roots: the 2025 push model). */
   onServerRequest?: ServerRequestHandler | undefined;
+  /** HTTP upstreams: receives the log messages the server sends on this call's own stream. */
+  onLog?: ((params: Record<string, unknown>) => void) | undefined;
   /**
    * `'default'`: serve a fresh cached result, store a cacheable one. `'bypass'`: neither read nor
    * write the cache. `'refresh'`: always ask the upstream and store its answer.
@@ -467,6 +469,7 @@ export class ProxyFactory implements AsyncDisposable {
             meta: options.meta,
             headers: options.headers,
             onServerRequest: options.onServerRequest,
+            onLog: options.onLog,
           };
     if (this.config.maxRetries === 0) return upstreamAttempt(this.upstream, method, params, callOptions);
     return withRetry(() => upstreamAttempt(this.upstream, method, params, callOptions), {

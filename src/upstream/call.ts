@@ -25,6 +25,8 @@ export class PendingCall {
   readonly method: string;
   /** Answers the server's own requests made while this call runs; see {@link CallOptions.onServerRequest}. */
   readonly onServerRequest: CallOptions['onServerRequest'];
+  /** Receives the log messages of this call's stream; see {@link CallOptions.onLog}. */
+  readonly onLog: CallOptions['onLog'];
   /** Called once when the call ends early (deadline or abort), to tell the upstream. */
   readonly #onCancel: (reason: RelayError) => void;
 
@@ -39,6 +41,7 @@ export class PendingCall {
   ) {
     this.method = method;
     this.onServerRequest = options?.onServerRequest;
+    this.onLog = options?.onLog;
     this.#upstream = upstream;
     this.#timeoutMs = timeoutMs;
     this.#onCancel = onCancel;

@@ -436,6 +436,10 @@ export class HttpUpstream implements Upstream {
       return;
     }
     const id = message['id'];
+    if (id === undefined && message['method'] === 'notifications/message' && call.onLog) {
+      call.onLog((message['params'] ?? {}) as Record<string, unknown>);
+      return;
+    }
     if (id !== undefined && call.onServerRequest && message['method'] !== 'ping') {
       this.#answerServerRequest(session, id, call.onServerRequest, message);
       return;

@@ -79,6 +79,12 @@ export interface CallOptions {
    * elicitation, roots). Without it the SDK client's own handlers answer (method not found).
    */
   onServerRequest?: ServerRequestHandler | undefined;
+  /**
+   * HTTP only: receives the params of the log messages (`notifications/message`) the server sends
+   * on this call's own stream, which then go to nobody else (they concern this call's caller).
+   * Without it they go to the {@link Upstream.onNotification} listeners like any other.
+   */
+  onLog?: ((params: Record<string, unknown>) => void) | undefined;
 }
 
 export interface UpstreamInfo {
