@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -22,6 +21,7 @@ import {
   type Gateway,
 } from '../src/gateway/index.js';
 import { startInProcessHttpFixture, type DemoState, type InProcessHttpFixture } from './fixtures/index.js';
+import { startForwarder } from './helpers/forwarder.js';
 
 type RpcBody = {
   error?: { code: number; message: string; data?: Record<string, unknown> };
@@ -41,40 +41,6 @@ const MODERN_META = {
   'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
   'io.modelcontextprotocol/clientCapabilities': {},
 };
-
-/** An HTTP front that records the headers of every request it passes on. */
-async function startRecorder(target: string) {
-  const seen: http.IncomingHttpHeaders[] = [];
-  const to = new URL(target);
-  const server = http.createServer((req, res) => {
-    seen.push(req.headers);
-    const upstream = http.request(
-      {
-        host: to.hostname,
-        port: to.port,
-        path: req.url,
-        method: req.method,
-        headers: { ...req.headers, host: to.host },
-      },
-      (response) => {
-        res.writeHead(response.statusCode ?? 502, response.headers);
-        response.pipe(res);
-      },
-    );
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/mcp`,
-    seen,
-    async stop() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 function hs256(claims: JWTPayload, options: { secret?: string; exp?: number | string; aud?: string } = {}) {
   return new SignJWT({ tenant: 'acme', ...claims })
@@ -144,8 +110,8 @@ const calls = (state: DemoState, tool: string) => state.calls.get(tool) ?? 0;
 
 let upstream: InProcessHttpFixture;
 let other: InProcessHttpFixture;
-let plainFront: Awaited<ReturnType<typeof startRecorder>>;
-let forwardFront: Awaited<ReturnType<typeof startRecorder>>;
+let plainFront: Awaited<ReturnType<typeof startForwarder>>;
+let forwardFront: Awaited<ReturnType<typeof startForwarder>>;
 let dir: string;
 let gateway: Gateway;
 let mcp: string;
@@ -191,8 +157,8 @@ tenants:
 before(async () => {
   upstream = await startInProcessHttpFixture({ mode: 'modern' });
   other = await startInProcessHttpFixture({ mode: 'legacy' });
-  plainFront = await startRecorder(upstream.url);
-  forwardFront = await startRecorder(upstream.url);
+  plainFront = await startForwarder(upstream.url);
+  forwardFront = await startForwarder(upstream.url);
   dir = await mkdtemp(join(tmpdir(), 'relay-auth-'));
   const config = parseConfigText(
     relayYaml(

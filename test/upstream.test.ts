@@ -6,6 +6,7 @@ import { isRelayError, RelayErrorCode } from '../src/errors/index.js';
 import type { StdioUpstream } from '../src/upstream/index.js';
 import { createUpstream, type Upstream, type UpstreamOptions } from '../src/upstream/index.js';
 import { startHttpFixture, startInProcessHttpFixture, stdioFixture } from './fixtures/index.js';
+import { startForwarder } from './helpers/forwarder.js';
 
 type Transport = UpstreamOptions['transport'];
 
@@ -31,43 +32,6 @@ function http_(url: string, headers: Record<string, string> = {}, authToken?: st
 
 function textOf(result: unknown): string {
   return (result as { content: { text: string }[] }).content[0]!.text;
-}
-
-/** A real HTTP forwarder in front of a fixture: records the headers that reach it and can be re-pointed. */
-async function startForwarder(initialTarget: string) {
-  const seen: http.IncomingHttpHeaders[] = [];
-  let target = new URL(initialTarget);
-  const server = http.createServer((req, res) => {
-    seen.push(req.headers);
-    const upstream = http.request(
-      {
-        host: target.hostname,
-        port: target.port,
-        path: req.url,
-        method: req.method,
-        headers: { ...req.headers, host: target.host },
-      },
-      (response) => {
-        res.writeHead(response.statusCode ?? 502, response.headers);
-        response.pipe(res);
-      },
-    );
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/mcp`,
-    seen,
-    retarget(url: string) {
-      target = new URL(url);
-    },
-    async stop() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 async function freePort(): Promise<number> {
