@@ -9,12 +9,7 @@ import { after, test } from 'node:test';
 
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
-import {
-  parseConfigText,
-  resolveAlertsSection,
-  resolveTelemetrySection,
-  type ResolvedRelayConfig,
-} from '../src/config/index.js';
+import { parseConfigText, resolveTelemetrySection, type ResolvedRelayConfig } from '../src/config/index.js';
 import { secretsOf } from '../src/dashboard/index.js';
 import { startGateway } from '../src/gateway/index.js';
 import { createLogger, REDACTED } from '../src/telemetry/index.js';
