@@ -73,6 +73,38 @@ export function treeCpuMicros(rootPid: number): number {
   return (ticks * 1e6) / CLOCK_TICKS;
 }
 
+/** CPU time (user + system) used so far by one process (not its children), in µs; 0 once it exited. */
+export function processCpuMicros(pid: number): number {
+  return ((readStat(pid)?.ticks ?? 0) * 1e6) / CLOCK_TICKS;
+}
+
+/** A `Vm*: N kB` figure of `/proc/<pid>/status` in bytes, 0 when the process exited. */
+function statusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  try {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0; // exited
+  }
+}
+
+/** Resident set size now of one process (`VmRSS`), in bytes. */
+export function processRssBytes(pid: number): number {
+  return statusBytes(pid, 'VmRSS');
+}
+
+/** Resident set size now of a process tree (sum of each live process's `VmRSS`), in bytes. */
+export function treeRssBytes(rootPid: number): number {
+  let bytes = 0;
+  for (const pid of processTree(rootPid)) bytes += statusBytes(pid, 'VmRSS');
+  return bytes;
+}
+
+/** Peak resident set size of one process (`VmHWM`), in bytes. */
+export function processPeakRssBytes(pid: number): number {
+  return statusBytes(pid, 'VmHWM');
+}
+
 /** Peak resident set size of this process so far, in bytes. */
 export function selfPeakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;

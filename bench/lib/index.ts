@@ -13,13 +13,28 @@ export { median, medianBy, percentile, percentileOfSorted, Samples, summarize, t
 export {
   CLOCK_TICKS,
   CpuMeter,
+  processCpuMicros,
+  processPeakRssBytes,
+  processRssBytes,
   processTree,
   selfCpuMicros,
   selfPeakRssBytes,
   treeCpuMicros,
   treePeakRssBytes,
+  treeRssBytes,
 } from './cpu.js';
 export { atLeast, atMost, bytes, duration, micros, opsPerSec, ratio } from './report.js';
 export { machineInfo, type MachineInfo } from './machine.js';
-export { startChildServer, type ChildServer } from './child.js';
+export { freePort, startChildServer, startServerOnPort, type ChildServer } from './child.js';
 export { answer as bareAnswer, bareStdioCommand, startBareHttpUpstream, BARE_UPSTREAM_PATH } from './bare-upstream.js';
+export { CEILING_SERVER_PATH, startCeilingServer } from './ceiling-server.js';
+export {
+  HttpLoadGenerator,
+  HTTP_LOAD_PATH,
+  type HttpLoadResult,
+  type HttpRunOptions,
+  type LoadEra,
+  type LoadTarget,
+  type OpenResult,
+} from './http-load.js';
+export { summarizeCpuProfile, type ProfileShare, type ProfileSummary, type ProfileWindow } from './cpu-profile.js';

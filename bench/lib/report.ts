@@ -44,20 +44,33 @@ export function bytes(value: number): string {
 // ---------------------------------------------------------------------------------------------
 // Budgets
 
-/** Passes when `measured ≥ limit` (throughput ratios). */
-export function atLeast(name: string, measured: number, limit: number, detail?: string): BudgetResult {
-  return check(name, `≥ ${limit}`, measured, measured >= limit, detail);
+/**
+ * Passes when `measured ≥ limit` (throughput ratios). `unit` marks a budget that is not a ratio
+ * (e.g. `'ms'`): the figure is then shown in that unit instead of as `N×`.
+ */
+export function atLeast(name: string, measured: number, limit: number, detail?: string, unit?: string): BudgetResult {
+  return check(name, `≥ ${limit}${unit ? ` ${unit}` : ''}`, measured, measured >= limit, detail, unit);
 }
 
-/** Passes when `measured ≤ limit` (latency and CPU ratios). */
-export function atMost(name: string, measured: number, limit: number, detail?: string): BudgetResult {
-  return check(name, `≤ ${limit}`, measured, measured <= limit, detail);
+/** Passes when `measured ≤ limit` (latency and CPU ratios); `unit` as for {@link atLeast}. */
+export function atMost(name: string, measured: number, limit: number, detail?: string, unit?: string): BudgetResult {
+  return check(name, `≤ ${limit}${unit ? ` ${unit}` : ''}`, measured, measured <= limit, detail, unit);
 }
 
-function check(name: string, budget: string, measured: number, pass: boolean, detail?: string): BudgetResult {
+function check(
+  name: string,
+  budget: string,
+  measured: number,
+  pass: boolean,
+  detail: string | undefined,
+  unit: string | undefined,
+): BudgetResult {
   // A detail marks a measurement that cannot be trusted (errors, wrong answers): never a pass.
   const ok = pass && Number.isFinite(measured) && detail === undefined;
-  return detail === undefined ? { name, budget, measured, pass: ok } : { name, budget, measured, pass: ok, detail };
+  const result: BudgetResult = { name, budget, measured, pass: ok };
+  if (detail !== undefined) result.detail = detail;
+  if (unit !== undefined) result.unit = unit;
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -90,7 +103,11 @@ function budgetRow(budget: BudgetResult): string[] {
   return [
     budget.name,
     budget.budget,
-    ratio(budget.measured),
+    budget.unit === undefined
+      ? ratio(budget.measured)
+      : Number.isFinite(budget.measured)
+        ? `${budget.measured.toFixed(3)} ${budget.unit}`
+        : 'n/a',
     budget.detail ? `${verdict} (${budget.detail})` : verdict,
   ];
 }

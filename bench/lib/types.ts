@@ -41,6 +41,8 @@ export interface BudgetResult {
   pass: boolean;
   /** Why it failed beyond the number, e.g. "3 calls returned a wrong result". */
   detail?: string;
+  /** The unit of `measured` when it is not a ratio, e.g. `ms` or `MiB`. */
+  unit?: string;
 }
 
 /** What a suite returns; the runner renders it. */
