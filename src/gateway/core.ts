@@ -9,7 +9,7 @@ import {
   type ServerCapabilities,
   type Tool,
 } from '@modelcontextprotocol/client';
-import type { ExecuteOptions } from '../proxy/index.js';
+import { createProxyFactory, type ExecuteOptions, type ProxyFactory } from '../proxy/index.js';
 import type { ProgressUpdate, ServerRequestHandler } from '../upstream/index.js';
 import { Catalog, type CatalogOptions, type GatewayUpstream, type Route } from './catalog.js';
 import { checkParamHeaders, paramDeclarations, paramHeaders, type ParamDeclaration } from './headers.js';
@@ -102,6 +102,8 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
   /** Per tools list (replaced when it changes): its tools by name, and each tool's `x-mcp-header` declarations. */
   readonly #toolsByName = new WeakMap<object, Map<string, Tool>>();
   readonly #declarations = new WeakMap<Tool, readonly ParamDeclaration[]>();
+  /** 2025 connections for 2025 callers of upstreams spoken to in 2026-07-28, by upstream; see #legacyTwin. */
+  readonly #twins = new Map<string, { factory: Promise<ProxyFactory>; failedAt: number | undefined }>();
 
   constructor(upstreams: readonly GatewayUpstream[], options: GatewayCoreOptions) {
     super();
@@ -267,7 +269,8 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
 
   async close(): Promise<void> {
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
-    await Promise.allSettled(this.catalog.upstreams.map((u) => u.factory.close()));
+    const twins = [...this.#twins.values()].map((t) => t.factory.then((f) => f.close()));
+    await Promise.allSettled([...this.catalog.upstreams.map((u) => u.factory.close()), ...twins]);
   }
 
   async #complete(
@@ -376,7 +379,45 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
       // The 2026-07-28 binding: the upstream checks that these headers mirror the arguments.
       options.headers = { ...paramHeaders(declarations, params?.['arguments']), ...options.headers };
     }
-    return route.upstream.factory.request(method, upstreamParams, options);
+    const twin = this.#legacyTwin(route.upstream, ctx);
+    if (twin === undefined) return route.upstream.factory.request(method, upstreamParams, options);
+    return twin.then((factory) => factory.request(method, upstreamParams, options));
+  }
+
+  /**
+   * The connection a 2025 caller's call takes to an upstream the gateway speaks 2026-07-28 to
+   * (`protocol: auto`), or `undefined` for the upstream's own. A 2026-07-28 server cannot send
+   * requests to its client mid-call (sampling, elicitation, roots: the 2025 push model), so a 2025
+   * caller, who can answer them, is served over a second, 2025 connection to the same server, made
+   * on first need. Where the server does not speak 2025, the calls take the upstream's own
+   * connection (tried again after a while).
+   */
+  #legacyTwin(upstream: GatewayUpstream, ctx: RequestContext): Promise<ProxyFactory> | undefined {
+    if (ctx.era !== 'legacy' || ctx.onServerRequest === undefined) return undefined;
+    const factory = upstream.factory;
+    // Only HTTP upstreams relay a server's mid-call requests (see CallOptions.onServerRequest).
+    if (factory.config.transport.kind !== 'http' || factory.config.protocol !== 'auto') return undefined;
+    if (factory.upstream.info?.era !== 'modern') return undefined;
+    const known = this.#twins.get(upstream.name);
+    if (known !== undefined && (known.failedAt === undefined || performance.now() - known.failedAt < TWIN_RETRY_MS)) {
+      return known.failedAt === undefined ? known.factory : undefined;
+    }
+    const entry: { factory: Promise<ProxyFactory>; failedAt: number | undefined } = {
+      factory: Promise.resolve(factory),
+      failedAt: undefined,
+    };
+    entry.factory = createProxyFactory({ ...factory.config, protocol: 'legacy' }).then(async (twin) => {
+      try {
+        await twin.upstream.connect();
+        return twin;
+      } catch {
+        entry.failedAt = performance.now();
+        await twin.close().catch(() => undefined);
+        return factory;
+      }
+    });
+    this.#twins.set(upstream.name, entry);
+    return entry.factory;
   }
 
   /** The `x-mcp-header` declarations of a listed tool (by the name callers see), worked out once per list. */
@@ -467,6 +508,9 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     this.emit('listChanged', kind, upstream.name);
   }
 }
+
+/** After a failed attempt at a 2025 connection to an upstream (see #legacyTwin), wait this long before the next. */
+const TWIN_RETRY_MS = 60_000;
 
 /** Methods of the 2025 revisions that 2026-07-28 removed (SEP-2575). */
 const REMOVED_IN_MODERN = new Set([
