@@ -1,10 +1,13 @@
 /**
  * What each revision requires of the gateway as a server, found by the conformance suite
  * (test/conformance.test.ts) and pinned here without it: 2026-07-28's HTTP statuses and header
- * checks, a 2026-07-28 caller's capabilities reaching the upstream, and resource subscriptions of
- * 2025 callers served through an upstream the gateway speaks 2026-07-28 to.
+ * checks, and 2025 callers served through an upstream the gateway speaks 2026-07-28 to: their
+ * resource subscriptions, and the requests such an upstream sends them mid-call.
  */
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { resolveProxyConfig } from '../src/config/index.js';
@@ -111,6 +114,60 @@ describe('a 2025-11-25 caller of an upstream spoken to in 2026-07-28', () => {
         DEMO_COUNTER_URI,
       );
       assert.deepEqual(await client.unsubscribeResource({ uri: DEMO_COUNTER_URI }), {});
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('a 2025-11-25 caller of an upstream that serves both revisions', () => {
+  let child: ChildProcess;
+  let both: Gateway;
+
+  before(async () => {
+    // The conformance suite's upstream: 2025 sessions and 2026-07-28 on one endpoint.
+    child = spawn(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(new URL('./fixtures/conformance-upstream.ts', import.meta.url))],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+        env: { ...process.env, CONFORMANCE_UPSTREAM_QUIET: '1' },
+      },
+    );
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).once('line', resolve);
+      child.once('exit', (code) => reject(new Error(`the upstream exited (${code})`)));
+    });
+    const url = line.split(' ')[1]!;
+    both = await startGateway({ port: 0, upstreams: [resolveProxyConfig({ name: 'both', serverUrl: url })] });
+    await both.core.warmUp();
+  });
+
+  after(async () => {
+    await both?.close();
+    child?.kill('SIGTERM');
+  });
+
+  test('answers the sampling and elicitation it asks for mid-call, though the gateway speaks 2026-07-28 to it', async () => {
+    assert.equal(both.core.catalog.upstreams[0]!.factory.upstream.info?.era, 'modern');
+    const client = new Client(
+      { name: 'asker', version: '1' },
+      { capabilities: { elicitation: { form: {} }, sampling: {} }, versionNegotiation: { mode: 'legacy' } },
+    );
+    client.setRequestHandler('elicitation/create', () =>
+      Promise.resolve({ action: 'accept', content: { response: 'teal' } }),
+    );
+    client.setRequestHandler('sampling/createMessage', () =>
+      Promise.resolve({ role: 'assistant', content: { type: 'text', text: 'forty-two' }, model: 'test-model' }),
+    );
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${both.url}/mcp`)));
+    try {
+      const sampled = await client.callTool({ name: 'test_sampling', arguments: { prompt: 'the answer?' } });
+      assert.deepEqual(sampled.content, [{ type: 'text', text: 'LLM response: forty-two' }]);
+      const asked = await client.callTool({ name: 'test_elicitation', arguments: { message: 'favourite colour?' } });
+      assert.deepEqual(asked.content, [
+        { type: 'text', text: 'User response: action=accept, content={"response":"teal"}' },
+      ]);
     } finally {
       await client.close();
     }
