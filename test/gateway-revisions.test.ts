@@ -172,4 +172,15 @@ describe('a 2025-11-25 caller of an upstream that serves both revisions', () => 
       await client.close();
     }
   });
+
+  test('gets the result of a call whose stream the upstream closed mid-call (resumed with Last-Event-ID)', async () => {
+    const client = new Client({ name: 'poller', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${both.url}/mcp`)));
+    try {
+      const result = await client.callTool({ name: 'test_reconnection', arguments: {} });
+      assert.match(JSON.stringify(result.content), /Reconnection test completed successfully/);
+    } finally {
+      await client.close();
+    }
+  });
 });

@@ -280,7 +280,7 @@ export class HttpUpstream implements Upstream {
           body,
           signal: controller.signal,
         })
-        .then((response) => this.#onResponse(session, call, id, response))
+        .then((response) => this.#onResponse(session, call, id, response, controller.signal))
         .catch((error: unknown) => {
           if (!call.settled)
             call.reject(
@@ -292,7 +292,13 @@ export class HttpUpstream implements Upstream {
     });
   }
 
-  async #onResponse(session: Session, call: PendingCall, id: number, response: Dispatcher.ResponseData): Promise<void> {
+  async #onResponse(
+    session: Session,
+    call: PendingCall,
+    id: number,
+    response: Dispatcher.ResponseData,
+    signal: AbortSignal,
+  ): Promise<void> {
     const { statusCode, headers, body } = response;
     const contentType = String(headers['content-type'] ?? '');
     if (statusCode === 404 && session.info.era === 'legacy' && session.headers['mcp-session-id']) {
@@ -301,7 +307,7 @@ export class HttpUpstream implements Upstream {
       return;
     }
     if (contentType.startsWith('text/event-stream') && statusCode === 200) {
-      await this.#readStream(session, call, id, body);
+      await this.#readStream(session, call, id, body, signal);
       return;
     }
     const text = await this.#readText(call, body, headers['content-length']);
@@ -383,11 +389,15 @@ export class HttpUpstream implements Upstream {
     call: PendingCall,
     id: number,
     body: Dispatcher.ResponseData['body'],
+    signal: AbortSignal,
   ): Promise<void> {
     const max = this.#options.maxResponseBytes;
     let bytes = 0;
+    let lastEventId: string | undefined;
+    let retryMs = DEFAULT_RESUME_DELAY_MS;
     const parser = createParser({
       onEvent: (event: EventSourceMessage) => {
+        if (event.id !== undefined) lastEventId = event.id;
         if (call.settled || !event.data) return;
         let message: Record<string, unknown>;
         try {
@@ -401,19 +411,49 @@ export class HttpUpstream implements Upstream {
           this.#settleFromMessage(call, id, message, 200);
         }
       },
+      onRetry: (ms: number) => {
+        retryMs = ms;
+      },
     });
     const decoder = new TextDecoder();
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      bytes += chunk.length;
-      if (bytes > max) {
-        body.destroy();
-        call.reject(this.#tooLarge(call.method));
-        return;
+    let stream: Dispatcher.ResponseData['body'] | undefined = body;
+    for (let resumes = 0; stream !== undefined; resumes++) {
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        bytes += chunk.length;
+        if (bytes > max) {
+          stream.destroy();
+          call.reject(this.#tooLarge(call.method));
+          return;
+        }
+        parser.feed(decoder.decode(chunk, { stream: true }));
+        if (call.settled) {
+          stream.destroy();
+          return;
+        }
       }
-      parser.feed(decoder.decode(chunk, { stream: true }));
-      if (call.settled) {
-        body.destroy();
-        return;
+      // 2025-11-25 (SEP-1699): a server may end a call's stream before answering and replay the
+      // rest to a GET that names the last event it sent; wait the delay it asked for, then resume.
+      stream = undefined;
+      const sessionId = session.headers['mcp-session-id'];
+      if (call.settled || lastEventId === undefined || sessionId === undefined || resumes >= MAX_STREAM_RESUMES) break;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(retryMs, MAX_RESUME_DELAY_MS)).unref());
+      if (call.settled || signal.aborted) return;
+      const response = await this.#pool
+        .request({
+          path: this.#url.pathname + this.#url.search,
+          method: 'GET',
+          headers: { ...session.headers, accept: 'text/event-stream', 'last-event-id': lastEventId },
+          signal,
+        })
+        .catch(() => undefined);
+      if (response === undefined) break;
+      if (
+        response.statusCode === 200 &&
+        String(response.headers['content-type'] ?? '').startsWith('text/event-stream')
+      ) {
+        stream = response.body;
+      } else {
+        await response.body.dump();
       }
     }
     if (!call.settled) {
@@ -537,6 +577,11 @@ export class HttpUpstream implements Upstream {
 }
 
 class SessionExpired extends Error {}
+
+/** SEP-1699 resumption of a call's stream: the delay when the server named none, its cap, and how many times. */
+const DEFAULT_RESUME_DELAY_MS = 1000;
+const MAX_RESUME_DELAY_MS = 10_000;
+const MAX_STREAM_RESUMES = 5;
 
 /** Walks an error's causes (undici, fetch and SDK errors wrap each other) for its codes and root message. */
 /** `base` with `extra` over it; a name in both (in any case) keeps only `extra`'s spelling and value. */
