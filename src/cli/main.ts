@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { registerBenchCommand } from './bench.js';
 import { registerConfigCommands } from './config-command.js';
 import { runDemo } from './demo.js';
 import { serve, serveStdio } from './serve.js';
@@ -37,6 +38,7 @@ program
   });
 
 registerConfigCommands(program);
+registerBenchCommand(program);
 
 try {
   await program.parseAsync();
