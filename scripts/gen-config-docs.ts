@@ -25,6 +25,8 @@ import {
   alertWebhookShape,
   loggingShape,
   telemetrySectionShape,
+  balanceSectionShape,
+  balanceSubsectionShapes,
   tracingShape,
   mcpServerEntrySchema,
   relayConfigFileShape,
@@ -120,6 +122,11 @@ function upstreamTable(json: JsonSchema): string {
   return rows.join('\n');
 }
 
+/** The object member of a `false | { ... }` or `list | { ... }` union, or the node itself. */
+function objectVariant(node: JsonSchema): JsonSchema {
+  return node.anyOf?.find((option) => option.properties !== undefined) ?? node;
+}
+
 function sectionTable(shape: Record<string, z.ZodType>, json: JsonSchema): string {
   const rows = ['| key | type | description |', '| --- | --- | --- |'];
   for (const [key, schema] of Object.entries(shape)) {
@@ -148,6 +155,8 @@ export async function renderConfigDocs(): Promise<string> {
   const rateLimitJson = tenantJson.properties?.rate_limit ?? {};
   const alertsJson = json.properties?.alerts ?? {};
   const telemetryJson = json.properties?.telemetry ?? {};
+  const balanceJson = json.properties?.balance ?? {};
+  const balanceNode = (key: string): JsonSchema => objectVariant(balanceJson.properties?.[key] ?? {});
 
   const markdown = `# Configuration reference
 
@@ -332,6 +341,62 @@ ${sectionTable(loggingShape, telemetryJson.properties?.logging ?? {})}
 \`telemetry.tracing\`:
 
 ${sectionTable(tracingShape, telemetryJson.properties?.tracing ?? {})}
+
+## \`balance\`
+
+How a \`ProxyManager\` (and the gateway) spreads calls over upstreams and keeps them from failing.
+Every call is balanced (not one pick per factory): the \`fastest\` strategy sends it to the cheaper
+of two random upstreams by peak-EWMA latency × (calls in flight + 1). Per-upstream \`weight\`,
+\`priority\`, \`tags\` and \`max_total_timeout\` are upstream fields. A retry happens only where the
+call cannot run twice: it never reached the server (connection refused, pool queue timeout, a 503
+or 429 before any body, an open breaker), or the tool is read-only or idempotent (\`idempotent\`, or
+annotated so by an upstream with \`trust_annotations\`); on another upstream when there is one,
+after the upstream's \`Retry-After\`, within the retry budget.
+
+\`\`\`yaml
+mcpServers:
+  compute-1: { url: http://compute-1:8000/mcp, tags: { region: us-east } }
+  compute-2: { url: http://compute-2:8000/mcp, tags: { region: eu }, weight: 2 }
+  storage-1: { url: http://storage-1:8000/mcp, priority: 0 }
+  storage-2: { url: http://storage-2:8000/mcp, priority: 1 }
+balance:
+  strategy: fastest
+  prefer: { region: us-east }
+  groups:
+    compute: [compute-1, compute-2]
+    storage: { upstreams: [storage-1, storage-2], strategy: failover }
+  health: { interval: 10s, timeout: 2s, fall: 2, rise: 1 }
+  ejection: { failures: 5, duration: 5s, max: 5m, share: 0.5 }
+  breaker: { failures: 5, cooldown: 5s, max: 1m }
+  budget: { ratio: 0.1, floor: 1, window: 10s }
+  idempotent: [search_*, get_weather]
+\`\`\`
+
+${sectionTable(balanceSectionShape, balanceJson)}
+
+A group given as an object (\`balance.groups.<name>\`):
+
+${sectionTable(balanceSubsectionShapes.group, objectVariant((balanceJson.properties?.groups?.additionalProperties ?? {}) as JsonSchema))}
+
+\`balance.health\`:
+
+${sectionTable(balanceSubsectionShapes.health, balanceNode('health'))}
+
+\`balance.ejection\`:
+
+${sectionTable(balanceSubsectionShapes.ejection, balanceNode('ejection'))}
+
+\`balance.breaker\`:
+
+${sectionTable(balanceSubsectionShapes.breaker, balanceNode('breaker'))}
+
+\`balance.budget\`:
+
+${sectionTable(balanceSubsectionShapes.budget, balanceNode('budget'))}
+
+\`balance.queue\`:
+
+${sectionTable(balanceSubsectionShapes.queue, balanceNode('queue'))}
 
 ## Durations
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { PeakEwma, peakEwmaCost } from '../src/balance/index.js';
+import { parseConfigText } from '../src/config/index.js';
 import { isRelayError, RelayErrorCode } from '../src/errors/index.js';
 import { ProxyManager, type ProxyManagerOptions } from '../src/proxy/manager.js';
 import { benchmarkLoadBalancing } from '../bench/suites/balance.js';
@@ -384,6 +385,40 @@ describe('health and validation', () => {
     assert.throws(
       () => new ProxyManager(one, { ejection: { share: 2 } }),
       (e: unknown) => isRelayError(e, RelayErrorCode.InvalidConfig) && /share/.test(e.message),
+    );
+  });
+
+  test('a config file carries the balance section and per-upstream tags, weights and priorities', async () => {
+    setLatencies(0, 0, 0);
+    const yaml = [
+      'mcpServers:',
+      ...fixtures.map(
+        (f, i) => `  u${i}: { url: "${f.url}", weight: ${i + 1}, priority: ${2 - i}, tags: { region: r${i} } }`,
+      ),
+      'balance:',
+      '  strategy: weighted',
+      '  health: false',
+      '  groups:',
+      '    pair: { upstreams: [u1, u2], strategy: failover }',
+      '  breaker: { failures: 2, cooldown: 250ms }',
+      '  budget: { ratio: 0.2 }',
+    ].join('\n');
+    const config = parseConfigText(yaml, { env: {} });
+    assert.equal(config.balance?.strategy, 'weighted');
+    assert.deepEqual(config.balance?.breaker, { failures: 2, cooldownMs: 250, maxMs: 60_000 });
+    assert.deepEqual(config.upstreams[2]?.tags, { region: 'r2' });
+    await using m = ProxyManager.fromConfig(config);
+    const start = callsOf('echo');
+    for (let i = 0; i < 6; i++) await m.getFactory().createToolProxy('echo').execute({ text: 'w' });
+    assert.deepEqual(delta(start, callsOf('echo')), [1, 2, 3], 'weights 1 : 2 : 3');
+    const mid = callsOf('echo');
+    for (let i = 0; i < 4; i++) await m.getFactory('pair').createToolProxy('echo').execute({ text: 'f' });
+    assert.deepEqual(delta(mid, callsOf('echo')), [0, 0, 4], 'failover to the lowest priority of the pair');
+
+    assert.throws(
+      () => parseConfigText(yaml.replace('[u1, u2]', '[u1, nope]'), { env: {} }),
+      (e: unknown) =>
+        isRelayError(e, RelayErrorCode.InvalidConfig) && /balance\.groups\.pair\.upstreams\[1\]/.test(e.message),
     );
   });
 });

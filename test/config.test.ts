@@ -827,6 +827,7 @@ void describe('config CLI', () => {
       'server',
       'auth',
       'tenants',
+      'balance',
       'alerts',
       'telemetry',
       'mcpServers',

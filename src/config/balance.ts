@@ -48,10 +48,14 @@ function ratio(what: string) {
   const expected = `expected ${what} from 0 to 1`;
   return z.number({ error: expected }).min(0, { error: expected }).max(1, { error: expected });
 }
-const seconds = (meta: { description: string; default?: unknown }) =>
+const seconds = (meta: { description: string; default?: number }) =>
   duration({ minMs: 1, maxMs: MAX_TIMER_MS })
     .optional()
-    .meta({ ...meta, unit: 's, or ms/s/m/h' });
+    .meta({
+      ...meta,
+      description: meta.default === undefined ? meta.description : `${meta.description} Default ${meta.default} s.`,
+      unit: 's, or ms/s/m/h',
+    });
 
 const groupObjectSchema = z.strictObject(
   {
@@ -65,133 +69,144 @@ const groupObjectSchema = z.strictObject(
   { error: 'expected a list of upstream names, or { upstreams, strategy, prefer, retries }' },
 );
 
-/** The `balance` section / `ProxyManager` options, as written. */
-export const balanceSectionSchema = z.strictObject(
+const healthObjectSchema = z.strictObject(
   {
-    strategy: strategySchema.optional().meta({
-      description:
-        'fastest: power of two choices over peak-EWMA latency × (outstanding + 1), per call. round_robin, least_outstanding, weighted (by each upstream weight), failover (by each upstream priority).',
-      default: BALANCE_DEFAULTS.strategy,
-    }),
-    decay: seconds({
-      description:
-        "Decay time of the fastest strategy's latency average: how fast an upstream not called lately is forgotten and tried again.",
-      default: BALANCE_DEFAULTS.decay,
-    }),
-    prefer: tagsSchema.optional().meta({
-      description:
-        'Tags calls prefer, e.g. { region: us-east }: upstreams with all of them take the calls while any is available; the rest are the fallback.',
-    }),
-    groups: z
-      .record(groupNameSchema, z.union([upstreamListSchema, groupObjectSchema]), {
-        error: 'expected a map of group name to a list of upstream names or { upstreams, strategy, prefer }',
-      })
+    interval: seconds({ description: 'Time between probes.', default: BALANCE_DEFAULTS.health.interval }),
+    timeout: seconds({ description: 'Deadline of one probe.', default: BALANCE_DEFAULTS.health.timeout }),
+    fall: int(1, 100)
       .optional()
-      .meta({
-        description:
-          "Named groups of upstreams (the seed's compute / storage / ai): each a list of upstream names or { upstreams, strategy, prefer, retries }. A group named default is the default; without one, the default group is every upstream.",
-      }),
-    health: z
-      .union([
-        z.literal(false),
-        z.strictObject(
-          {
-            interval: seconds({ description: 'Time between probes.', default: BALANCE_DEFAULTS.health.interval }),
-            timeout: seconds({ description: 'Deadline of one probe.', default: BALANCE_DEFAULTS.health.timeout }),
-            fall: int(1, 100)
-              .optional()
-              .meta({ description: 'Failed probes in a row that mark an upstream down.', default: 2 }),
-            rise: int(1, 100).optional().meta({ description: 'Good probes in a row that bring it back.', default: 1 }),
-          },
-          { error: 'expected false or { interval, timeout, fall, rise }' },
-        ),
-      ])
+      .meta({ description: 'Failed probes in a row that mark an upstream down. Default 2.', default: 2 }),
+    rise: int(1, 100)
       .optional()
-      .meta({
-        description:
-          'Active health probes (ping, or server/discover on 2026-07-28) of every upstream; false turns them off.',
-      }),
-    ejection: z
-      .strictObject(
-        {
-          failures: int(1, 1000)
-            .optional()
-            .meta({ description: 'Consecutive transport failures or timeouts that eject an upstream.', default: 5 }),
-          duration: seconds({
-            description: 'The first ejection; each ejection in a row doubles it.',
-            default: BALANCE_DEFAULTS.ejection.duration,
-          }),
-          max: seconds({ description: 'The longest ejection.', default: BALANCE_DEFAULTS.ejection.max }),
-          share: ratio('a share')
-            .optional()
-            .meta({ description: 'The largest share of a group ejected at once.', default: 0.5 }),
-        },
-        { error: 'expected { failures, duration, max, share }' },
-      )
-      .optional()
-      .meta({ description: 'Passive outlier ejection.' }),
-    breaker: z
-      .union([
-        z.literal(false),
-        z.strictObject(
-          {
-            failures: int(1, 1000)
-              .optional()
-              .meta({ description: 'Consecutive transport failures or timeouts that open it.', default: 5 }),
-            cooldown: seconds({
-              description: 'How long it stays open before one probe call may go (half-open).',
-              default: BALANCE_DEFAULTS.breaker.cooldown,
-            }),
-            max: seconds({
-              description: 'Each failed probe doubles the cooldown, up to this.',
-              default: BALANCE_DEFAULTS.breaker.max,
-            }),
-          },
-          { error: 'expected false or { failures, cooldown, max }' },
-        ),
-      ])
-      .optional()
-      .meta({ description: 'The circuit breaker of each upstream; false turns it off.' }),
-    budget: z
-      .union([
-        z.literal(false),
-        z.strictObject(
-          {
-            ratio: ratio('a ratio').optional().meta({ description: 'Retries per call.', default: 0.1 }),
-            floor: z
-              .number({ error: 'expected a number ≥ 0' })
-              .min(0, { error: 'expected a number ≥ 0' })
-              .optional()
-              .meta({ description: 'Retries per second allowed whatever the traffic.', default: 1, unit: '/s' }),
-            window: seconds({
-              description: 'How far back calls are counted.',
-              default: BALANCE_DEFAULTS.budget.window,
-            }),
-          },
-          { error: 'expected false or { ratio, floor, window }' },
-        ),
-      ])
-      .optional()
-      .meta({ description: 'Retry budget: retries stay under ratio × calls (+ floor per second); false: no budget.' }),
-    idempotent: z.array(z.string().min(1), { error: 'expected a list of tool names or globs' }).optional().meta({
-      description:
-        'Tools (names or globs: * any run, ? one character) that may run twice, so a call that failed mid-flight may be retried on another upstream. Tools annotated readOnlyHint or idempotentHint by an upstream with trust_annotations are included.',
-    }),
-    queue: z
-      .strictObject(
-        {
-          length: int(0, 1_000_000).optional().meta({
-            description: 'Callers that may wait for a free connection. Default: 1000 or 10 × the pool, the larger.',
-          }),
-          wait: seconds({ description: "Longest wait for a free connection. Default: the call's timeout." }),
-        },
-        { error: 'expected { length, wait }' },
-      )
-      .optional()
-      .meta({ description: 'The wait queue of each upstream when its pool is full.' }),
+      .meta({ description: 'Good probes in a row that bring it back. Default 1.', default: 1 }),
   },
-  { error: 'expected a map of balance settings (strategy, groups, health, ...)' },
+  { error: 'expected false or { interval, timeout, fall, rise }' },
 );
+
+const ejectionObjectSchema = z.strictObject(
+  {
+    failures: int(1, 1000)
+      .optional()
+      .meta({
+        description: 'Consecutive transport failures or timeouts that eject an upstream. Default 5.',
+        default: 5,
+      }),
+    duration: seconds({
+      description: 'The first ejection; each ejection in a row doubles it.',
+      default: BALANCE_DEFAULTS.ejection.duration,
+    }),
+    max: seconds({ description: 'The longest ejection.', default: BALANCE_DEFAULTS.ejection.max }),
+    share: ratio('a share')
+      .optional()
+      .meta({ description: 'The largest share of a group ejected at once, 0 to 1. Default 0.5.', default: 0.5 }),
+  },
+  { error: 'expected { failures, duration, max, share }' },
+);
+
+const breakerObjectSchema = z.strictObject(
+  {
+    failures: int(1, 1000)
+      .optional()
+      .meta({ description: 'Consecutive transport failures or timeouts that open it. Default 5.', default: 5 }),
+    cooldown: seconds({
+      description: 'How long it stays open before one probe call may go (half-open).',
+      default: BALANCE_DEFAULTS.breaker.cooldown,
+    }),
+    max: seconds({
+      description: 'Each failed probe doubles the cooldown, up to this.',
+      default: BALANCE_DEFAULTS.breaker.max,
+    }),
+  },
+  { error: 'expected false or { failures, cooldown, max }' },
+);
+
+const budgetObjectSchema = z.strictObject(
+  {
+    ratio: ratio('a ratio')
+      .optional()
+      .meta({ description: 'Retries allowed per call, 0 to 1. Default 0.1.', default: 0.1 }),
+    floor: z
+      .number({ error: 'expected a number ≥ 0' })
+      .min(0, { error: 'expected a number ≥ 0' })
+      .optional()
+      .meta({ description: 'Retries per second allowed whatever the traffic. Default 1.', default: 1, unit: '/s' }),
+    window: seconds({ description: 'How far back calls are counted.', default: BALANCE_DEFAULTS.budget.window }),
+  },
+  { error: 'expected false or { ratio, floor, window }' },
+);
+
+const queueObjectSchema = z.strictObject(
+  {
+    length: int(0, 1_000_000).optional().meta({
+      description: 'Callers that may wait for a free connection. Default: 1000 or 10 × the pool, the larger.',
+    }),
+    wait: seconds({ description: "Longest wait for a free connection. Default: the call's timeout." }),
+  },
+  { error: 'expected { length, wait }' },
+);
+
+/** The keys of the `balance` section. */
+export const balanceSectionShape = {
+  strategy: strategySchema.optional().meta({
+    description:
+      'fastest: power of two choices over peak-EWMA latency × (outstanding + 1), per call. round_robin, least_outstanding, weighted (by each upstream weight), failover (by each upstream priority). Default fastest.',
+    default: BALANCE_DEFAULTS.strategy,
+  }),
+  decay: seconds({
+    description:
+      "Decay time of the fastest strategy's latency average: how fast an upstream not called lately is forgotten and tried again.",
+    default: BALANCE_DEFAULTS.decay,
+  }),
+  prefer: tagsSchema.optional().meta({
+    description:
+      'Tags calls prefer, e.g. { region: us-east }: upstreams with all of them take the calls while any is available; the rest are the fallback.',
+  }),
+  groups: z
+    .record(groupNameSchema, z.union([upstreamListSchema, groupObjectSchema]), {
+      error: 'expected a map of group name to a list of upstream names or { upstreams, strategy, prefer }',
+    })
+    .optional()
+    .meta({
+      description:
+        "Named groups of upstreams (the seed's compute / storage / ai): each a list of upstream names or { upstreams, strategy, prefer, retries }. A group named default is the default; without one, the default group is every upstream.",
+    }),
+  health: z
+    .union([z.literal(false), healthObjectSchema])
+    .optional()
+    .meta({
+      description:
+        'Active health probes (ping, or server/discover on 2026-07-28) of every upstream; false turns them off. On by default.',
+    }),
+  ejection: ejectionObjectSchema.optional().meta({ description: 'Passive outlier ejection.' }),
+  breaker: z
+    .union([z.literal(false), breakerObjectSchema])
+    .optional()
+    .meta({ description: 'The circuit breaker of each upstream; false turns it off.' }),
+  budget: z
+    .union([z.literal(false), budgetObjectSchema])
+    .optional()
+    .meta({ description: 'Retry budget: retries stay under ratio × calls (+ floor per second); false: no budget.' }),
+  idempotent: z.array(z.string().min(1), { error: 'expected a list of tool names or globs' }).optional().meta({
+    description:
+      'Tools (names or globs: * any run, ? one character) that may run twice, so a call that failed mid-flight may be retried on another upstream. Tools annotated readOnlyHint or idempotentHint by an upstream with trust_annotations are included.',
+  }),
+  queue: queueObjectSchema.optional().meta({ description: 'The wait queue of each upstream when its pool is full.' }),
+};
+
+/** The nested objects of the section, for the generated reference. */
+export const balanceSubsectionShapes = {
+  group: groupObjectSchema.shape,
+  health: healthObjectSchema.shape,
+  ejection: ejectionObjectSchema.shape,
+  breaker: breakerObjectSchema.shape,
+  budget: budgetObjectSchema.shape,
+  queue: queueObjectSchema.shape,
+};
+
+/** The `balance` section / `ProxyManager` options, as written. */
+export const balanceSectionSchema = z.strictObject(balanceSectionShape, {
+  error: 'expected a map of balance settings (strategy, groups, health, ...)',
+});
 
 export type BalanceSection = z.input<typeof balanceSectionSchema>;
 export type ValidatedBalanceSection = z.output<typeof balanceSectionSchema>;
@@ -286,4 +301,28 @@ export function resolveBalanceSection(section: ValidatedBalanceSection | undefin
     idempotent: s.idempotent ?? [],
     queue: { length: s.queue?.length, waitMs: s.queue?.wait },
   };
+}
+
+/** A `balance.groups` entry naming an upstream the file does not define: one issue per name, with its path. */
+export function balanceGroupIssues(
+  section: ValidatedBalanceSection | undefined,
+  upstreams: readonly string[],
+): { path: PropertyKey[]; message: string }[] {
+  const known = new Set(upstreams);
+  const issues: { path: PropertyKey[]; message: string }[] = [];
+  for (const [group, entry] of Object.entries(section?.groups ?? {})) {
+    const names = Array.isArray(entry) ? entry : entry.upstreams;
+    const base: PropertyKey[] = Array.isArray(entry)
+      ? ['balance', 'groups', group]
+      : ['balance', 'groups', group, 'upstreams'];
+    names.forEach((name, index) => {
+      if (!known.has(name)) {
+        issues.push({
+          path: [...base, index],
+          message: `expected the name of an upstream defined in this file, got '${name}' (known: ${[...known].join(', ')})`,
+        });
+      }
+    });
+  }
+  return issues;
 }

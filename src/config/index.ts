@@ -66,7 +66,10 @@ export {
 export {
   BALANCE_DEFAULTS,
   BALANCE_STRATEGIES,
+  balanceGroupIssues,
   balanceSectionSchema,
+  balanceSectionShape,
+  balanceSubsectionShapes,
   resolveBalanceSection,
   type BalanceSection,
   type BalanceStrategy,

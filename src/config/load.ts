@@ -14,6 +14,7 @@ import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { resolveServerSection } from './server.js';
 import { resolveAuthSection } from './auth.js';
 import { accessIssues, resolveTenantsSection } from './tenants.js';
+import { balanceGroupIssues, resolveBalanceSection } from './balance.js';
 import { resolveAlertsSection, resolveTelemetrySection } from './telemetry.js';
 import {
   applyUpstreamDefaults,
@@ -206,11 +207,13 @@ function resolveRelayConfigFile(
   }
   const names = [...Object.keys(file.upstreams ?? {}), ...Object.keys(file.mcpServers ?? {})];
   for (const issue of accessIssues(file.auth, file.tenants, names)) issues.push({ ...issue, showValue: false });
+  for (const issue of balanceGroupIssues(file.balance, names)) issues.push({ ...issue, showValue: false });
   return Object.freeze({
     upstreams: Object.freeze(upstreams),
     server: resolveServerSection(file.server),
     ...(file.auth === undefined ? {} : { auth: resolveAuthSection(file.auth, baseDir) }),
     ...(file.tenants === undefined ? {} : { tenants: resolveTenantsSection(file.tenants) }),
+    ...(file.balance === undefined ? {} : { balance: resolveBalanceSection(file.balance) }),
     alerts: resolveAlertsSection(file.alerts),
     telemetry: resolveTelemetrySection(file.telemetry),
   });

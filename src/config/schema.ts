@@ -15,6 +15,7 @@ import * as z from 'zod';
 import { serverSectionSchema, type ResolvedServerConfig } from './server.js';
 import { authSectionSchema, type ResolvedAuthConfig } from './auth.js';
 import { tenantsSectionSchema, type ResolvedTenantsConfig } from './tenants.js';
+import { balanceSectionSchema, type ResolvedBalanceConfig } from './balance.js';
 import {
   alertsSectionSchema,
   telemetrySectionSchema,
@@ -1023,6 +1024,10 @@ export const relayConfigFileShape = {
     description:
       'What each tenant may use: allowed_upstreams, allowed_tools, max_concurrent, rate_limit. Each tenant also has its own cache partition.',
   }),
+  balance: field(balanceSectionSchema, {
+    description:
+      'How calls spread over upstreams and survive their failures: strategy (fastest, round_robin, least_outstanding, weighted, failover), named groups, preferred tags, active health probes, outlier ejection, circuit breakers, the retry budget, idempotent tools and the pool wait queue. Per-upstream weight, priority, tags and max_total_timeout are upstream fields.',
+  }),
   alerts: field(alertsSectionSchema, {
     description:
       "When the gateway alerts: the seed's ALERT_THRESHOLDS (P95 500 ms, P99 1000 ms, hit rate < 0.7, error rate > 5 %, pool use > 90 %, memory > 80 %) judged over a window with a minimum sample count; alerts are logged, listed at /alerts, shown on the dashboard and optionally POSTed to a webhook.",
@@ -1064,6 +1069,8 @@ export interface ResolvedRelayConfig {
   readonly auth?: ResolvedAuthConfig | undefined;
   /** Tenants' rules; absent without a `tenants:` section. */
   readonly tenants?: ResolvedTenantsConfig | undefined;
+  /** Balancing and resilience settings; absent without a `balance:` section (the defaults apply). */
+  readonly balance?: ResolvedBalanceConfig | undefined;
   /** Alert thresholds and delivery; the seed's defaults when the file has no `alerts:` section. */
   readonly alerts?: ResolvedAlertsConfig | undefined;
   /** Metrics, dashboard, logs and traces; defaults when the file has no `telemetry:` section. */

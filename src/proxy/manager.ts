@@ -19,6 +19,7 @@ import {
   type BalanceSection,
   type ProxyConfig,
   type ResolvedBalanceConfig,
+  type ResolvedRelayConfig,
   type ResolvedUpstreamConfig,
 } from '../config/index.js';
 import { isRelayError, RelayError, RelayErrorCode } from '../errors/index.js';
@@ -50,6 +51,11 @@ import { ProxyFactory } from './factory.js';
  * injected for exact tests.
  */
 export interface ProxyManagerOptions extends BalanceSection {
+  /**
+   * Settings already resolved, e.g. a config file's `balance:` section from `loadConfigFile`; when
+   * given, the balance fields above are ignored. See {@link ProxyManager.fromConfig}.
+   */
+  resolved?: ResolvedBalanceConfig | undefined;
   /** Monotonic milliseconds for latency, backoff, breakers and ejections. Default `performance.now()`. */
   clock?: Clock | undefined;
   /** Uniform in [0, 1), for power of two choices and jitter. Default `Math.random`. */
@@ -165,18 +171,20 @@ export class ProxyManager implements AsyncDisposable {
   #closed = false;
 
   constructor(configs: readonly (ProxyConfig | ResolvedUpstreamConfig)[], options: ProxyManagerOptions = {}) {
-    const { clock, random, sleep, ...section } = options;
-    const parsed = balanceSectionSchema.safeParse(section);
-    if (!parsed.success) {
-      throw new RelayError(
-        RelayErrorCode.InvalidConfig,
-        `invalid ProxyManager options:\n${z.prettifyError(parsed.error)}`,
-        {
-          cause: parsed.error,
-        },
-      );
+    const { clock, random, sleep, resolved, ...section } = options;
+    if (resolved !== undefined) {
+      this.settings = resolved;
+    } else {
+      const parsed = balanceSectionSchema.safeParse(section);
+      if (!parsed.success) {
+        throw new RelayError(
+          RelayErrorCode.InvalidConfig,
+          `invalid ProxyManager options:\n${z.prettifyError(parsed.error)}`,
+          { cause: parsed.error },
+        );
+      }
+      this.settings = resolveBalanceSection(parsed.data);
     }
-    this.settings = resolveBalanceSection(parsed.data);
     this.#clock = clock ?? monotonicClock;
     this.#random = random ?? Math.random;
     this.#sleep = sleep ?? realSleep;
@@ -252,6 +260,20 @@ export class ProxyManager implements AsyncDisposable {
       });
     }
     this.#tracker.start();
+  }
+
+  /**
+   * A manager for a loaded config file: its upstreams, and its `balance:` section (defaults when
+   * absent). Time and chance may still be injected.
+   */
+  static fromConfig(
+    config: Pick<ResolvedRelayConfig, 'upstreams' | 'balance'>,
+    inject: Pick<ProxyManagerOptions, 'clock' | 'random' | 'sleep'> = {},
+  ): ProxyManager {
+    return new ProxyManager(config.upstreams, {
+      ...inject,
+      resolved: config.balance ?? resolveBalanceSection(undefined),
+    });
   }
 
   /** The group names, `default` included. */
