@@ -85,12 +85,10 @@ const healthObjectSchema = z.strictObject(
 
 const ejectionObjectSchema = z.strictObject(
   {
-    failures: int(1, 1000)
-      .optional()
-      .meta({
-        description: 'Consecutive transport failures or timeouts that eject an upstream. Default 5.',
-        default: 5,
-      }),
+    failures: int(1, 1000).optional().meta({
+      description: 'Consecutive transport failures or timeouts that eject an upstream. Default 5.',
+      default: 5,
+    }),
     duration: seconds({
       description: 'The first ejection; each ejection in a row doubles it.',
       default: BALANCE_DEFAULTS.ejection.duration,
