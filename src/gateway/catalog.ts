@@ -95,23 +95,23 @@ export class Catalog {
     return out;
   }
 
-  async tools(signal?: AbortSignal): Promise<NamedView<Tool>> {
+  async tools(): Promise<NamedView<Tool>> {
     if (this.#tools) return this.#tools;
-    const perUpstream = await this.#load<Tool>('tools', (u) => u.factory.listTools({ signal }));
+    const perUpstream = await this.#load<Tool>('tools', (u) => u.factory.listTools());
     this.#tools = this.#name(perUpstream, (tool, name) => ({ ...tool, name }));
     return this.#tools;
   }
 
-  async prompts(signal?: AbortSignal): Promise<NamedView<Prompt>> {
+  async prompts(): Promise<NamedView<Prompt>> {
     if (this.#prompts) return this.#prompts;
-    const perUpstream = await this.#load<Prompt>('prompts', (u) => u.factory.listPrompts({ signal }));
+    const perUpstream = await this.#load<Prompt>('prompts', (u) => u.factory.listPrompts());
     this.#prompts = this.#name(perUpstream, (prompt, name) => ({ ...prompt, name }));
     return this.#prompts;
   }
 
-  async resources(signal?: AbortSignal): Promise<{ items: Resource[]; byUri: Map<string, Route> }> {
+  async resources(): Promise<{ items: Resource[]; byUri: Map<string, Route> }> {
     if (this.#resources) return this.#resources;
-    const perUpstream = await this.#load<Resource>('resources', (u) => u.factory.listResources({ signal }));
+    const perUpstream = await this.#load<Resource>('resources', (u) => u.factory.listResources());
     const items: Resource[] = [];
     const byUri = new Map<string, Route>();
     for (const [upstream, list] of perUpstream) {
@@ -126,13 +126,9 @@ export class Catalog {
     return this.#resources;
   }
 
-  async templates(
-    signal?: AbortSignal,
-  ): Promise<{ items: ResourceTemplateType[]; matchers: { template: UriTemplate; route: Route }[] }> {
+  async templates(): Promise<{ items: ResourceTemplateType[]; matchers: { template: UriTemplate; route: Route }[] }> {
     if (this.#templates) return this.#templates;
-    const perUpstream = await this.#load<ResourceTemplateType>('templates', (u) =>
-      u.factory.listResourceTemplates({ signal }),
-    );
+    const perUpstream = await this.#load<ResourceTemplateType>('templates', (u) => u.factory.listResourceTemplates());
     const items: ResourceTemplateType[] = [];
     const matchers: { template: UriTemplate; route: Route }[] = [];
     for (const [upstream, list] of perUpstream) {
@@ -152,24 +148,24 @@ export class Catalog {
     return this.#templates;
   }
 
-  async routeTool(name: string, signal?: AbortSignal): Promise<Route> {
-    const route = (await this.tools(signal)).routes.get(name);
+  async routeTool(name: string): Promise<Route> {
+    const route = (await this.tools()).routes.get(name);
     if (!route) throw new RpcError(RpcCode.InvalidParams, `Unknown tool: ${name}`);
     return route;
   }
 
-  async routePrompt(name: string, signal?: AbortSignal): Promise<Route> {
-    const route = (await this.prompts(signal)).routes.get(name);
+  async routePrompt(name: string): Promise<Route> {
+    const route = (await this.prompts()).routes.get(name);
     if (!route) throw new RpcError(RpcCode.InvalidParams, `Unknown prompt: ${name}`);
     return route;
   }
 
   /** The upstream that serves a URI: one that lists it, else one whose template matches it. */
-  async routeResource(uri: string, signal?: AbortSignal): Promise<Route> {
+  async routeResource(uri: string): Promise<Route> {
     if (this.#upstreams.length === 1) return { upstream: this.#upstreams[0]!, name: uri };
-    const listed = (await this.resources(signal)).byUri.get(uri);
+    const listed = (await this.resources()).byUri.get(uri);
     if (listed) return listed;
-    for (const { template, route } of (await this.templates(signal)).matchers) {
+    for (const { template, route } of (await this.templates()).matchers) {
       if (template.match(uri)) return { upstream: route.upstream, name: uri };
     }
     throw new RpcError(RpcCode.InvalidParams, `Resource not found: ${uri}`, { uri });

@@ -200,11 +200,11 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
       case 'server/discover':
         return this.discoverResult(ctx.scope);
       case 'tools/list':
-        return this.#page('tools', this.#visible(ctx, 'tool', await catalog.tools(ctx.signal)), params);
+        return this.#page('tools', this.#visible(ctx, 'tool', await catalog.tools()), params);
       case 'prompts/list':
-        return this.#page('prompts', this.#visible(ctx, 'prompt', await catalog.prompts(ctx.signal)), params);
+        return this.#page('prompts', this.#visible(ctx, 'prompt', await catalog.prompts()), params);
       case 'resources/list': {
-        const { items, byUri } = await catalog.resources(ctx.signal);
+        const { items, byUri } = await catalog.resources();
         return this.#page(
           'resources',
           this.#visible(ctx, 'resource', {
@@ -215,15 +215,11 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
         );
       }
       case 'resources/templates/list':
-        return this.#page(
-          'resourceTemplates',
-          this.#visibleTemplates(ctx, await catalog.templates(ctx.signal)),
-          params,
-        );
+        return this.#page('resourceTemplates', this.#visibleTemplates(ctx, await catalog.templates()), params);
       case 'tools/call': {
         const name = requireString(params, 'name');
-        const route = await catalog.routeTool(name, ctx.signal);
-        const declarations = await this.#paramDeclarations(catalog, name, ctx.signal);
+        const route = await catalog.routeTool(name);
+        const declarations = await this.#paramDeclarations(catalog, name);
         if (ctx.header !== undefined && declarations.length > 0) {
           const refusal = checkParamHeaders(declarations, params?.['arguments'], ctx.header);
           if (refusal) throw refusal;
@@ -232,11 +228,11 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
       }
       case 'prompts/get': {
         const name = requireString(params, 'name');
-        return this.#forward(await catalog.routePrompt(name, ctx.signal), method, params, ctx, 'name');
+        return this.#forward(await catalog.routePrompt(name), method, params, ctx, 'name');
       }
       case 'resources/read': {
         const uri = requireString(params, 'uri');
-        return this.#forward(await catalog.routeResource(uri, ctx.signal), method, params, ctx, 'uri');
+        return this.#forward(await catalog.routeResource(uri), method, params, ctx, 'uri');
       }
       case 'resources/subscribe':
       case 'resources/unsubscribe': {
@@ -245,7 +241,7 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
         // transports pass resources/updated to the callers that subscribed. Unsubscribing only
         // stops that: the upstream subscription stays for the other callers.
         const uri = requireString(params, 'uri');
-        const route = await catalog.routeResource(uri, ctx.signal);
+        const route = await catalog.routeResource(uri);
         this.#authorize(route, method, ctx);
         if (method === 'resources/subscribe') {
           await untilAborted(
@@ -281,11 +277,11 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     const ref = params?.['ref'];
     if (!isObject(ref)) throw new RpcError(RpcCode.InvalidParams, 'completion/complete needs params.ref');
     if (ref['type'] === 'ref/prompt' && typeof ref['name'] === 'string') {
-      const route = await catalog.routePrompt(ref['name'], ctx.signal);
+      const route = await catalog.routePrompt(ref['name']);
       return this.#forward(route, 'completion/complete', { ...params, ref: { ...ref, name: route.name } }, ctx);
     }
     if (ref['type'] === 'ref/resource' && typeof ref['uri'] === 'string') {
-      const route = await catalog.routeResource(ref['uri'], ctx.signal);
+      const route = await catalog.routeResource(ref['uri']);
       return this.#forward(route, 'completion/complete', params, ctx);
     }
     throw new RpcError(RpcCode.InvalidParams, 'completion/complete: ref must be ref/prompt or ref/resource');
@@ -421,8 +417,8 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
   }
 
   /** The `x-mcp-header` declarations of a listed tool (by the name callers see), worked out once per list. */
-  async #paramDeclarations(catalog: Catalog, name: string, signal: AbortSignal): Promise<readonly ParamDeclaration[]> {
-    const view = await catalog.tools(signal);
+  async #paramDeclarations(catalog: Catalog, name: string): Promise<readonly ParamDeclaration[]> {
+    const view = await catalog.tools();
     let byName = this.#toolsByName.get(view);
     if (byName === undefined) {
       byName = new Map(view.items.map((tool) => [tool.name, tool]));

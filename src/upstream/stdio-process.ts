@@ -209,9 +209,10 @@ export class StdioProcess {
   }
 
   /**
-   * Writes one line. Lines written while the microtask queue drains (many callers resumed by one
-   * batch of answers) leave in one write: the stream is corked at the first and uncorked on the next
-   * tick, which runs only after that drain, so no latency is added to a lone call.
+   * Writes one line. Lines written in one turn of the event loop (every request a gateway read in
+   * one poll, or many callers resumed by one batch of answers) leave in one write: the stream is
+   * corked at the first and uncorked in the check phase right after the poll, so a lone call waits
+   * for no timer, only for the end of the I/O callbacks already running.
    */
   #write(line: string): void {
     const stdin = this.#child?.stdin;
@@ -219,7 +220,7 @@ export class StdioProcess {
     if (!this.#corked) {
       this.#corked = true;
       stdin.cork();
-      process.nextTick(this.#uncork);
+      setImmediate(this.#uncork);
     }
     stdin.write(line);
   }
