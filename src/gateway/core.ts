@@ -537,14 +537,24 @@ function modernResult(method: string, result: unknown): unknown {
   const needsHint =
     HINTED_METHODS.has(method) && (typeof result['ttlMs'] !== 'number' || result['cacheScope'] === undefined);
   if (result['resultType'] !== undefined && !needsHint) return result;
+  // A cached result is frozen and shared: dress it once, so that its dressed form is shared too
+  // (and its serialization, which the transports memoize by object).
+  const frozen = Object.isFrozen(result);
+  if (frozen) {
+    const dressed = DRESSED.get(result);
+    if (dressed !== undefined) return dressed;
+  }
   const out: Record<string, unknown> = { ...result };
   out['resultType'] ??= 'complete';
   if (needsHint) {
     out['ttlMs'] = typeof result['ttlMs'] === 'number' ? result['ttlMs'] : 0;
     out['cacheScope'] = result['cacheScope'] === 'public' ? 'public' : 'private';
   }
+  if (frozen) DRESSED.set(result, Object.freeze(out));
   return out;
 }
+
+const DRESSED = new WeakMap<object, Record<string, unknown>>();
 
 /** `promise`, or a rejection as soon as `signal` aborts (the caller went away or cancelled). */
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -58,8 +58,25 @@ export function toRpcError(error: unknown): RpcError {
 }
 
 export function resultResponse(id: JsonRpcId, result: unknown): string {
-  return `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${JSON.stringify(result)}}`;
+  return `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${serialized(result)}}`;
 }
+
+/**
+ * JSON of a result. A frozen result is a cache entry shared by every caller and can never change,
+ * so its JSON is computed once and its bytes reused for every hit (DESIGN: the gateway writes the
+ * stored serialization, it does not re-serialize).
+ */
+function serialized(result: unknown): string {
+  if (typeof result !== 'object' || result === null || !Object.isFrozen(result)) return JSON.stringify(result);
+  let json = SERIALIZED.get(result);
+  if (json === undefined) {
+    json = JSON.stringify(result);
+    SERIALIZED.set(result, json);
+  }
+  return json;
+}
+
+const SERIALIZED = new WeakMap<object, string>();
 
 export function errorResponse(id: JsonRpcId, error: RpcError): string {
   return `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"error":${JSON.stringify(error.toJSON())}}`;
