@@ -441,7 +441,15 @@ export class ProxyManager implements AsyncDisposable {
       isIdempotent: (method, params) => this.#isIdempotent(group, method, params),
       onRetry: (event) => this.events.emit('retry', { ...event, group: groupName }),
     };
-    const router = new GroupRouter(groupName, balancer, settings);
+    const trusted = group.members.filter((m) => this.upstreams[m.index]!.trustAnnotations);
+    // Trusted annotations are read when a call fails; load them with the first tool call so they are ready by then.
+    const prefetch =
+      trusted.length === 0
+        ? undefined
+        : () => {
+            for (const member of trusted) void this.#toolAnnotations(member);
+          };
+    const router = new GroupRouter(groupName, balancer, settings, prefetch);
     // The factory sees one upstream named after the group; retries are the router's, so its own are off.
     const factoryConfig: ResolvedUpstreamConfig = Object.freeze({ ...first, name: groupName, maxRetries: 0 });
     const entry = { router, factory: new ProxyFactory(factoryConfig, router) };
@@ -481,7 +489,8 @@ export class ProxyManager implements AsyncDisposable {
   #toolAnnotations(member: Member<Upstream>): Promise<Map<string, boolean>> {
     let loading = this.#annotations.get(member);
     if (loading === undefined) {
-      loading = listAllTools(member.upstream, this.upstreams[member.index]!.timeoutMs).then(
+      // Bounded: this runs on the failure path of a call, whose retry waits for it.
+      loading = listAllTools(member.upstream, Math.min(this.upstreams[member.index]!.timeoutMs, 5000)).then(
         (tools) =>
           new Map(
             tools.map((tool) => [
@@ -516,12 +525,19 @@ export class GroupRouter implements Upstream {
   readonly name: string;
   readonly balancer: Balancer<Upstream>;
   readonly #settings: ResilienceSettings;
+  #prefetch: (() => void) | undefined;
   #closed = false;
 
-  constructor(name: string, balancer: Balancer<Upstream>, settings: ResilienceSettings) {
+  constructor(
+    name: string,
+    balancer: Balancer<Upstream>,
+    settings: ResilienceSettings,
+    prefetchAnnotations?: () => void,
+  ) {
     this.name = name;
     this.balancer = balancer;
     this.#settings = settings;
+    this.#prefetch = prefetchAnnotations;
   }
 
   get closed(): boolean {
@@ -571,6 +587,10 @@ export class GroupRouter implements Upstream {
 
   request(method: string, params: Record<string, unknown> | undefined, options?: CallOptions): Promise<unknown> {
     if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.#prefetch !== undefined && method === 'tools/call') {
+      this.#prefetch();
+      this.#prefetch = undefined;
+    }
     return executeWithResilience(this.balancer, method, params, options, this.#settings);
   }
 
