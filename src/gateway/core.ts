@@ -254,8 +254,11 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
       case 'completion/complete':
         return this.#complete(catalog, params, ctx);
       case 'logging/setLevel':
+        // Only 2025 upstreams have it: a 2026-07-28 one takes a level per request (_meta.logLevel).
         await Promise.allSettled(
-          catalog.upstreams.map((u) => u.factory.request(method, this.#upstreamParams(params), { signal: ctx.signal })),
+          catalog.upstreams
+            .filter((u) => u.factory.upstream.info?.era !== 'modern')
+            .map((u) => u.factory.request(method, this.#upstreamParams(params), { signal: ctx.signal })),
         );
         return {};
       default:
