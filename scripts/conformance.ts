@@ -3,6 +3,7 @@
  * gateway, judged against the same upstream served directly:
  *
  *   node --import tsx scripts/conformance.ts [--revision 2025-11-25] [--revision 2026-07-28] [--out DIR]
+ *     [--deadline-ms N]
  *
  * 1. starts the scenario upstream (test/fixtures/conformance-upstream.ts) on a free loopback port;
  * 2. runs the suite directly against it, once per revision (`--requirements <revision>`: exactly
@@ -15,7 +16,8 @@
  *
  * The suite needs Node >= 22; it runs under `npx -y -p node@<pinned> -p <suite>@<pinned>` while the
  * upstream and the gateway run on this Node. Exit 2: the run itself could not happen (npx could not
- * fetch Node or the suite, a process did not start, a run timed out). Everything listens on
+ * fetch Node or the suite, a process did not start, a step or the whole run (`--deadline-ms`, default
+ * 5 min) timed out). Everything listens on
  * 127.0.0.1, every step has a deadline, and every process started here is stopped by its pid
  * (process group) before exit. Results (checks.json per scenario, suite output, summary.json) go to
  * `--out`, default `test-artifacts/conformance`.
@@ -41,6 +43,8 @@ const UPSTREAM_PREFIX = 'CONFORMANCE_UPSTREAM_LISTENING ';
 const GATEWAY_PREFIX = 'mcp-relay gateway listening on ';
 
 const START_TIMEOUT_MS = 30_000;
+/** The whole run's default deadline (`--deadline-ms`). */
+const DEFAULT_DEADLINE_MS = 300_000;
 /** npx may have to download Node and the suite on the first run. */
 const PREFLIGHT_TIMEOUT_MS = 120_000;
 const SUITE_TIMEOUT_MS = 150_000;
@@ -120,11 +124,18 @@ interface Started {
 }
 
 const started = new Set<Started>();
+/** Set once the run is being stopped (deadline, signal): nothing new is started after that. */
+let runStopping = false;
 
-function start(command: string, args: readonly string[], options: { cwd?: string; stdout: 'pipe' | number }): Started {
+function start(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string; stdout: 'pipe' | number; stderr?: number },
+): Started {
+  if (runStopping) throw new RunError('the run is being stopped');
   const child = spawn(command, args, {
     cwd: options.cwd ?? ROOT,
-    stdio: ['ignore', options.stdout, options.stdout === 'pipe' ? 'inherit' : options.stdout],
+    stdio: ['ignore', options.stdout, options.stderr ?? (options.stdout === 'pipe' ? 'inherit' : options.stdout)],
     detached: true,
     env: {
       ...process.env,
@@ -132,7 +143,6 @@ function start(command: string, args: readonly string[], options: { cwd?: string
       npm_config_fund: 'false',
       npm_config_audit: 'false',
       npm_config_loglevel: 'error',
-      CONFORMANCE_UPSTREAM_QUIET: '1',
     },
   });
   const exited = new Promise<number | null>((resolve) => {
@@ -178,9 +188,22 @@ async function stopAll(): Promise<void> {
   await Promise.all([...started].map((s) => s.stop()));
 }
 
-/** Starts a server process and resolves with the URL it prints after `prefix`. */
-async function startServer(name: string, command: string, args: readonly string[], prefix: string) {
-  const server = start(command, args, { stdout: 'pipe' });
+/** Stops the run from anywhere (deadline, signal): no new process, every started one stopped, exit. */
+function abort(code: number, message?: string): void {
+  if (message !== undefined) process.stderr.write(`conformance: ${message}\n`);
+  runStopping = true;
+  void stopAll().then(() => process.exit(code));
+}
+
+/** Starts a server process (its stderr to `logFile`) and resolves with the URL it prints after `prefix`. */
+async function startServer(name: string, command: string, args: readonly string[], prefix: string, logFile: string) {
+  const log = openSync(logFile, 'w');
+  let server: Started;
+  try {
+    server = start(command, args, { stdout: 'pipe', stderr: log });
+  } finally {
+    closeSync(log);
+  }
   const lines = createInterface({ input: server.child.stdout! });
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
@@ -347,9 +370,18 @@ export function formatTable(rows: readonly Row[]): string {
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { revision: { type: 'string', multiple: true }, out: { type: 'string' } },
+    options: {
+      revision: { type: 'string', multiple: true },
+      out: { type: 'string' },
+      'deadline-ms': { type: 'string' },
+    },
     strict: true,
   });
+  const deadlineMs = Number(values['deadline-ms'] ?? DEFAULT_DEADLINE_MS);
+  if (!Number.isInteger(deadlineMs) || deadlineMs <= 0)
+    throw new RunError('--deadline-ms: expected a positive integer');
+  // The whole run, whatever step it is in: past it, everything started here is stopped.
+  setTimeout(() => abort(2, `the run did not finish within --deadline-ms ${deadlineMs}`), deadlineMs).unref();
   const revisions = (values.revision ?? [...REVISIONS]).map((r) => {
     if (!(REVISIONS as readonly string[]).includes(r))
       throw new RunError(`--revision: expected one of ${REVISIONS.join(', ')}, got '${r}'`);
@@ -364,6 +396,7 @@ async function main(): Promise<number> {
     process.execPath,
     ['--import', 'tsx', UPSTREAM_ENTRY],
     UPSTREAM_PREFIX,
+    join(out, 'upstream.log'),
   );
   process.stdout.write(`scenario upstream: ${upstreamUrl}\n`);
 
@@ -381,6 +414,7 @@ async function main(): Promise<number> {
     process.execPath,
     ['--import', 'tsx', CLI_ENTRY, 'serve', '--config', config, '--port', '0'],
     GATEWAY_PREFIX,
+    join(out, 'gateway.log'),
   );
   process.stdout.write(`gateway: ${gatewayUrl}\n\n`);
 
@@ -423,7 +457,7 @@ async function main(): Promise<number> {
   return regressions.length === 0 && stale.length === 0 ? 0 : 1;
 }
 
-const onSignal = () => void stopAll().then(() => process.exit(130));
+const onSignal = () => abort(130);
 process.once('SIGINT', onSignal);
 process.once('SIGTERM', onSignal);
 

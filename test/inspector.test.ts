@@ -22,7 +22,7 @@ const NODE_PACKAGE = 'node@24.21.0';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const INSPECTOR_HOME = join(ROOT, 'test-artifacts/inspector-home');
 /** The first run may download Node and the Inspector. */
-const FIRST_RUN_TIMEOUT_MS = 120_000;
+const FIRST_RUN_TIMEOUT_MS = 100_000;
 const RUN_TIMEOUT_MS = 45_000;
 
 interface Run {
