@@ -119,6 +119,20 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     }
   }
 
+  /**
+   * Asks the upstreams that serve these URIs to report their updates (a 2026-07-28 listen stream
+   * names URIs; the gateway relays resources/updated to the streams that named them). Best effort.
+   */
+  watchResources(uris: Iterable<string>, scope?: GatewayUpstream): void {
+    const catalog = scope ? this.#scoped.get(scope.name)! : this.catalog;
+    for (const uri of uris) {
+      catalog
+        .routeResource(uri)
+        .then((route) => route.upstream.factory.upstream.subscribe({ resourceSubscriptions: [route.name] }))
+        .catch(() => undefined);
+    }
+  }
+
   upstream(name: string): GatewayUpstream | undefined {
     return this.#scoped.get(name)?.upstreams[0];
   }

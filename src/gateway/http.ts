@@ -464,6 +464,7 @@ export class HttpInbound {
       resourceSubscriptions: new Set(capabilities.resources ? subscriptions : []),
     };
     const stream: ListenStream = { id, res, scope, filter };
+    this.#core.watchResources(filter.resourceSubscriptions, scope);
     res.writeHead(200, SSE_HEADERS);
     const acknowledged: Record<string, unknown> = {};
     if (filter.toolsListChanged) acknowledged['toolsListChanged'] = true;

@@ -180,6 +180,7 @@ export class StdioInbound {
       uris: new Set(uris),
     };
     this.#listens.set(id, listen);
+    this.#core.watchResources(listen.uris);
     const acknowledged: Record<string, unknown> = {};
     if (listen.tools) acknowledged['toolsListChanged'] = true;
     if (listen.prompts) acknowledged['promptsListChanged'] = true;
