@@ -97,6 +97,31 @@ describe('a 2026-07-28 caller', () => {
   });
 });
 
+describe('a 2026-07-28 caller listening', () => {
+  test('hears of updates to the resources its subscriptions/listen stream names', async () => {
+    const client = new Client({ name: 'listener', version: '1' }, { versionNegotiation: { mode: 'auto' } });
+    await client.connect(new StreamableHTTPClientTransport(new URL(endpoint)));
+    const updated = new Promise<string>((resolve) => {
+      client.setNotificationHandler('notifications/resources/updated', (notification) => {
+        resolve(notification.params.uri);
+      });
+    });
+    const subscription = await client.listen({ resourceSubscriptions: [DEMO_COUNTER_URI] });
+    try {
+      // The gateway asks the upstream for the URI's updates in the background.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await client.callTool({ name: 'counter', arguments: { by: 1 } });
+      assert.equal(
+        await Promise.race([updated, new Promise((resolve) => setTimeout(() => resolve('timeout'), 5000))]),
+        DEMO_COUNTER_URI,
+      );
+    } finally {
+      await subscription.close();
+      await client.close();
+    }
+  });
+});
+
 describe('a 2025-11-25 caller of an upstream spoken to in 2026-07-28', () => {
   test('subscribes to a resource and hears of its updates', async () => {
     const client = new Client({ name: 'subscriber', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
