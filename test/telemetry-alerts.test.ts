@@ -226,6 +226,18 @@ describe('through the gateway', () => {
       const fired = await firing;
       assert.equal(fired.id, 'high_latency_p95:demo');
 
+      const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+      assert.match(metrics, /^mcp_relay_alert_firing\{alert="high_latency_p95",upstream="demo"\} 1$/m);
+      assert.match(metrics, /^mcp_relay_calls_total\{upstream="demo",method="tools\/call",name="echo",tenant=""\} 8$/m);
+      // Against DNS rebinding: the observability routes answer loopback Host names only.
+      const rebound = await new Promise<number>((resolve, reject) => {
+        const req = http.get(`${gateway.url}/alerts`, { headers: { host: 'evil.example.com' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+      });
+      assert.equal(rebound, 403);
       const listed = (await (await fetch(`${gateway.url}/alerts`)).json()) as { firing: Alert[] };
       assert.deepEqual(
         listed.firing.map((a) => a.id),

@@ -63,7 +63,11 @@ export class Observability {
         secretHeaders: config.logging.redactHeaders,
         secrets: secretsOf(options, config),
       });
+    // A factory made from one of these configs (the gateway's second, 2025 connection to an
+    // upstream for 2025 callers shares its transport) reports as that upstream.
+    const transports = new Set(factories.map((f) => f.config.transport));
     this.telemetry = createTelemetry({
+      adopt: (factory) => transports.has(factory.config.transport),
       logger: this.logger,
       windowMs: alerts.windowMs,
       metrics: { defaultMetrics: config.defaultMetrics },

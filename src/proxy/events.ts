@@ -39,9 +39,10 @@ export interface CallEvent {
   /** The call's tenant; `''` when there is none. */
   readonly tenant: string;
   /**
-   * Wall time of the operation, in ms. A fresh cache hit takes well under a microsecond and two
-   * clock reads would cost it ~8 % (measured: bench/suites/telemetry.ts), so one hit in 16 is
-   * timed and the others carry the factory's latest timed hit; `timed` says which.
+   * Wall time of the operation, in ms. A fresh cache hit takes well under a microsecond, and two
+   * `performance.now()` reads (~40 ns each here) cost it about 8 % of its ops/s, more than the
+   * whole telemetry budget (5 %, bench/suites/telemetry.ts); so one hit in 16 is timed and the
+   * others carry the factory's latest timed hit. `timed` says which. Counts are always exact.
    */
   durationMs: number;
   /** False on a hit that carries the latest timed hit's duration rather than its own. */

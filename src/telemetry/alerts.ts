@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 
 import { utilization } from './metrics.js';
-import type { FactoryRecorder } from './recorder.js';
+import { byUpstream, type FactoryRecorder } from './recorder.js';
 import type { ResourceSample } from './resources.js';
 import { summarizeRecorders } from './stats.js';
 
@@ -211,10 +211,10 @@ export class AlertEngine extends EventEmitter<AlertEvents> {
   *#verdicts(): Generator<Verdict> {
     const t = this.thresholds;
     const window = `the last ${seconds(this.windowMs)}`;
-    for (const recorder of this.#source.recorders()) {
-      const upstream = recorder.factory.config.name;
+    for (const [upstream, group] of byUpstream(this.#source.recorders())) {
+      const factories = group.map((r) => r.factory);
       const scope = describeScope(upstream);
-      const summary = summarizeRecorders([recorder], { window: true, windowMs: this.windowMs });
+      const summary = summarizeRecorders(group, { window: true, windowMs: this.windowMs });
       const calls = summary.total_operations;
       const enough = calls >= this.minSamples;
       if (t.p95Ms !== false) {
@@ -259,7 +259,7 @@ export class AlertEngine extends EventEmitter<AlertEvents> {
             `${scope}error rate ${percent(v)} over ${window} (${calls} operations), threshold ${percent(threshold)}`,
         };
       }
-      if (t.minCacheHitRate !== false && recorder.factory.cache !== undefined) {
+      if (t.minCacheHitRate !== false && factories.some((f) => f.cache !== undefined)) {
         const threshold = t.minCacheHitRate;
         const lookups = summary.cache_hits + summary.cache_misses;
         const value = lookups >= this.minSamples ? summary.cache_hit_rate : undefined;
@@ -276,8 +276,13 @@ export class AlertEngine extends EventEmitter<AlertEvents> {
       }
       if (t.maxPoolUtilization !== false) {
         const threshold = t.maxPoolUtilization;
-        const load = recorder.factory.upstream.load;
-        const value = utilization(recorder.factory);
+        const load = { inFlight: 0, queued: 0, capacity: 0 };
+        for (const factory of factories) {
+          load.inFlight += factory.upstream.load.inFlight;
+          load.queued += factory.upstream.load.queued;
+          load.capacity += factory.upstream.load.capacity;
+        }
+        const value = utilization(factories);
         yield {
           rule: 'connection_pool_exhaustion',
           upstream,

@@ -13,7 +13,7 @@ import { CACHE_CHANNELS, type CacheEvictEvent, type CacheInvalidateEvent, type C
 import type { CacheStoreEvent } from '../cache/index.js';
 import type { ProxyFactory } from '../proxy/factory.js';
 import { PROM_BUCKETS_MS } from './histogram.js';
-import type { CallCounts, FactoryRecorder } from './recorder.js';
+import { byUpstream, mergedSeries, type CallCounts, type FactoryRecorder } from './recorder.js';
 import type { ResourceSample } from './resources.js';
 
 /** Channels of the balancing and resilience layers, by name: subscribed without importing them. */
@@ -90,23 +90,17 @@ export class RelayMetrics {
     const add = (name: string, help: string, type: MetricKind, collect: () => Sample[]) =>
       registry.registerMetric(new CollectedMetric(p + name, help, type, collect) as unknown as Metric);
 
-    // --- calls, from the recorders -------------------------------------------------------------
+    // --- calls, from the recorders (an upstream's factories added up) ---------------------------
     const perSeries = (pick: (counts: CallCounts) => number, byTenant: boolean) => (): Sample[] => {
       const samples: Sample[] = [];
-      for (const recorder of source.recorders()) {
-        const upstream = recorder.factory.config.name;
-        for (const series of recorder.series()) {
-          if (!byTenant) {
-            samples.push({ labels: { upstream, method: series.method, name: series.name }, value: pick(series.total) });
-            continue;
-          }
-          for (const [tenant, counts] of series.tenants) {
-            samples.push({
-              labels: { upstream, method: series.method, name: series.name, tenant },
-              value: pick(counts),
-            });
-          }
+      for (const series of mergedSeries(source.recorders())) {
+        const labels = { upstream: series.upstream, method: series.method, name: series.name };
+        if (!byTenant) {
+          samples.push({ labels, value: pick(series.total) });
+          continue;
         }
+        for (const [tenant, counts] of series.tenants)
+          samples.push({ labels: { ...labels, tenant }, value: pick(counts) });
       }
       return samples;
     };
@@ -116,32 +110,25 @@ export class RelayMetrics {
       'histogram',
       () => {
         const samples: Sample[] = [];
-        for (const recorder of source.recorders()) {
-          const upstream = recorder.factory.config.name;
-          for (const series of recorder.series()) {
-            const base = { upstream, method: series.method, name: series.name };
-            let cumulative = 0;
-            PROM_BUCKETS_MS.forEach((bound, i) => {
-              cumulative += series.promBuckets[i]!;
-              samples.push({
-                metricName: `${p}call_duration_seconds_bucket`,
-                labels: { ...base, le: bound / 1000 },
-                value: cumulative,
-              });
-            });
-            cumulative += series.promBuckets[PROM_BUCKETS_MS.length]!;
+        for (const series of mergedSeries(source.recorders())) {
+          const base = { upstream: series.upstream, method: series.method, name: series.name };
+          let cumulative = 0;
+          PROM_BUCKETS_MS.forEach((bound, i) => {
+            cumulative += series.promBuckets[i]!;
             samples.push({
               metricName: `${p}call_duration_seconds_bucket`,
-              labels: { ...base, le: '+Inf' },
+              labels: { ...base, le: bound / 1000 },
               value: cumulative,
             });
-            samples.push({
-              metricName: `${p}call_duration_seconds_sum`,
-              labels: base,
-              value: series.total.sumMs / 1000,
-            });
-            samples.push({ metricName: `${p}call_duration_seconds_count`, labels: base, value: series.total.calls });
-          }
+          });
+          cumulative += series.promBuckets[PROM_BUCKETS_MS.length]!;
+          samples.push({
+            metricName: `${p}call_duration_seconds_bucket`,
+            labels: { ...base, le: '+Inf' },
+            value: cumulative,
+          });
+          samples.push({ metricName: `${p}call_duration_seconds_sum`, labels: base, value: series.total.sumMs / 1000 });
+          samples.push({ metricName: `${p}call_duration_seconds_count`, labels: base, value: series.total.calls });
         }
         return samples;
       },
@@ -158,18 +145,14 @@ export class RelayMetrics {
       'counter',
       perSeries((c) => c.errors, true),
     );
-    add('call_errors_by_code_total', 'Operations that failed with an error, by RelayError code.', 'counter', () => {
-      const samples: Sample[] = [];
-      for (const recorder of source.recorders()) {
-        const upstream = recorder.factory.config.name;
-        for (const series of recorder.series()) {
-          for (const [code, value] of series.errorCodes) {
-            samples.push({ labels: { upstream, method: series.method, name: series.name, code }, value });
-          }
-        }
-      }
-      return samples;
-    });
+    add('call_errors_by_code_total', 'Operations that failed with an error, by RelayError code.', 'counter', () =>
+      mergedSeries(source.recorders()).flatMap((series) =>
+        [...series.errorCodes].map(([code, value]) => ({
+          labels: { upstream: series.upstream, method: series.method, name: series.name, code },
+          value,
+        })),
+      ),
+    );
     add(
       'call_tool_errors_total',
       "Tool results with isError: true (the tool's own failure), by tenant.",
@@ -188,28 +171,29 @@ export class RelayMetrics {
       'counter',
       () => {
         const samples: Sample[] = [];
-        for (const recorder of source.recorders()) {
-          const upstream = recorder.factory.config.name;
-          for (const series of recorder.series()) {
-            for (const [tenant, counts] of series.tenants) {
-              const labels = { upstream, method: series.method, name: series.name, tenant };
-              if (counts.hits + counts.staleHits + counts.misses === 0) continue;
-              samples.push({ labels: { ...labels, result: 'hit' }, value: counts.hits });
-              samples.push({ labels: { ...labels, result: 'stale' }, value: counts.staleHits });
-              samples.push({ labels: { ...labels, result: 'miss' }, value: counts.misses });
-            }
+        for (const series of mergedSeries(source.recorders())) {
+          for (const [tenant, counts] of series.tenants) {
+            if (counts.hits + counts.staleHits + counts.misses === 0) continue;
+            const labels = { upstream: series.upstream, method: series.method, name: series.name, tenant };
+            samples.push({ labels: { ...labels, result: 'hit' }, value: counts.hits });
+            samples.push({ labels: { ...labels, result: 'stale' }, value: counts.staleHits });
+            samples.push({ labels: { ...labels, result: 'miss' }, value: counts.misses });
           }
         }
         return samples;
       },
     );
 
-    // --- cache size, pools, from the factories -------------------------------------------------
+    // --- cache size, pools, from the factories (an upstream's factories added up) ---------------
     const perFactory = (pick: (factory: ProxyFactory) => number | undefined) => (): Sample[] => {
       const samples: Sample[] = [];
-      for (const recorder of source.recorders()) {
-        const value = pick(recorder.factory);
-        if (value !== undefined) samples.push({ labels: { upstream: recorder.factory.config.name }, value });
+      for (const [upstream, group] of byUpstream(source.recorders())) {
+        let value: number | undefined;
+        for (const recorder of group) {
+          const v = pick(recorder.factory);
+          if (v !== undefined) value = (value ?? 0) + v;
+        }
+        if (value !== undefined) samples.push({ labels: { upstream }, value });
       }
       return samples;
     };
@@ -224,12 +208,6 @@ export class RelayMetrics {
       'Estimated bytes held in the memory tier of the cache.',
       'gauge',
       perFactory((f) => f.cache?.stats().bytes),
-    );
-    add(
-      'cache_evictions',
-      'Entries evicted from the memory tier to respect cache_size or cache_max_bytes, per cache.',
-      'gauge',
-      perFactory((f) => f.cache?.stats().evictions),
     );
     add(
       'pool_size',
@@ -249,11 +227,11 @@ export class RelayMetrics {
       'gauge',
       perFactory((f) => f.upstream.load.queued),
     );
-    add(
-      'pool_utilization',
-      'pool_in_use / pool_size (0-1).',
-      'gauge',
-      perFactory((f) => utilization(f)),
+    add('pool_utilization', 'pool_in_use / pool_size (0-1).', 'gauge', () =>
+      [...byUpstream(source.recorders())].map(([upstream, group]) => ({
+        labels: { upstream },
+        value: utilization(group.map((r) => r.factory)),
+      })),
     );
 
     // --- cache events (process-wide: the events do not name their cache) ----------------------
@@ -447,7 +425,14 @@ export class RelayMetrics {
   }
 }
 
-export function utilization(factory: ProxyFactory): number {
-  const load = factory.upstream.load;
-  return load.capacity > 0 ? load.inFlight / load.capacity : 0;
+/** Calls holding a pool slot ÷ pool size (0-1), over one upstream's factories. */
+export function utilization(factories: readonly ProxyFactory[]): number {
+  let inFlight = 0;
+  let capacity = 0;
+  for (const factory of factories) {
+    const load = factory.upstream.load;
+    inFlight += load.inFlight;
+    capacity += load.capacity;
+  }
+  return capacity > 0 ? inFlight / capacity : 0;
 }

@@ -112,10 +112,14 @@ export class CallSeries {
 
   tenant(name: string): CallCounts {
     if (name === this.#tenantName) return this.#tenant!;
-    let counts = this.tenants.get(name);
+    // The gateway keys a `forward_auth` upstream's cache by `tenant\0identity`: count the tenant,
+    // not one series per caller.
+    const separator = name.indexOf('\u0000');
+    const tenant = separator === -1 ? name : name.slice(0, separator);
+    let counts = this.tenants.get(tenant);
     if (counts === undefined) {
       counts = new CallCounts();
-      this.tenants.set(name, counts);
+      this.tenants.set(tenant, counts);
     }
     this.#tenantName = name;
     this.#tenant = counts;
@@ -264,10 +268,45 @@ export class FactoryRecorder {
 // The dispatcher: one subscription for the process, routing each event to its factory's recorder.
 
 const recorders = new Map<ProxyFactory, { recorder: FactoryRecorder; holders: number }>();
+/** Asked about a factory nobody records yet; one that takes it acquires its recorder and says so. */
+const adopters = new Set<(factory: ProxyFactory) => boolean>();
+let subscribed = false;
 
 function onCall(message: unknown): void {
   const event = message as CallEvent;
-  recorders.get(event.factory)?.recorder.record(event);
+  const entry = recorders.get(event.factory);
+  if (entry !== undefined) {
+    entry.recorder.record(event);
+    return;
+  }
+  if (adopters.size === 0) return;
+  for (const adopt of adopters) {
+    if (adopt(event.factory)) {
+      recorders.get(event.factory)?.recorder.record(event);
+      return;
+    }
+  }
+}
+
+function updateSubscription(): void {
+  const wanted = recorders.size > 0 || adopters.size > 0;
+  if (wanted && !subscribed) diagnosticsChannel.subscribe(CALL_CHANNEL, onCall);
+  else if (!wanted && subscribed) diagnosticsChannel.unsubscribe(CALL_CHANNEL, onCall);
+  subscribed = wanted;
+}
+
+/**
+ * Calls `adopt` with each factory that publishes a call and has no recorder: a factory created
+ * after the watching began (e.g. the gateway's second connection to an upstream for 2025
+ * callers). `adopt` returns true once it has acquired the factory's recorder. Returns the removal.
+ */
+export function addAdopter(adopt: (factory: ProxyFactory) => boolean): () => void {
+  adopters.add(adopt);
+  updateSubscription();
+  return () => {
+    adopters.delete(adopt);
+    updateSubscription();
+  };
 }
 
 /**
@@ -280,8 +319,8 @@ export function acquireRecorder(factory: ProxyFactory, options?: RecorderOptions
   let entry = recorders.get(factory);
   if (entry === undefined) {
     entry = { recorder: new FactoryRecorder(factory, options), holders: 0 };
-    if (recorders.size === 0) diagnosticsChannel.subscribe(CALL_CHANNEL, onCall);
     recorders.set(factory, entry);
+    updateSubscription();
   }
   entry.holders++;
   return entry.recorder;
@@ -292,10 +331,72 @@ export function releaseRecorder(factory: ProxyFactory): void {
   if (entry === undefined) return;
   if (--entry.holders > 0) return;
   recorders.delete(factory);
-  if (recorders.size === 0) diagnosticsChannel.unsubscribe(CALL_CHANNEL, onCall);
+  updateSubscription();
 }
 
 /** The recorder of `factory` when someone holds one. */
 export function recorderOf(factory: ProxyFactory): FactoryRecorder | undefined {
   return recorders.get(factory)?.recorder;
+}
+
+// -----------------------------------------------------------------------------------------------
+// Readers: several factories may serve one upstream (the gateway's second, 2025 connection to an
+// upstream it speaks 2026-07-28 to); they report as one.
+
+/** The recorders by upstream name, in first-seen order. */
+export function byUpstream(recorders: Iterable<FactoryRecorder>): Map<string, FactoryRecorder[]> {
+  const groups = new Map<string, FactoryRecorder[]>();
+  for (const recorder of recorders) {
+    const name = recorder.factory.config.name;
+    const group = groups.get(name);
+    if (group === undefined) groups.set(name, [recorder]);
+    else group.push(recorder);
+  }
+  return groups;
+}
+
+/** One upstream's operations of one method and name, added up over its factories. */
+export interface MergedSeries {
+  upstream: string;
+  method: string;
+  name: string;
+  total: CallCounts;
+  promBuckets: Float64Array;
+  errorCodes: Map<string, number>;
+  tenants: Map<string, CallCounts>;
+}
+
+export function mergedSeries(recorders: Iterable<FactoryRecorder>): MergedSeries[] {
+  const merged = new Map<string, MergedSeries>();
+  for (const recorder of recorders) {
+    const upstream = recorder.factory.config.name;
+    for (const series of recorder.series()) {
+      const key = `${upstream}\u0000${series.method}\u0000${series.name}`;
+      let into = merged.get(key);
+      if (into === undefined) {
+        into = {
+          upstream,
+          method: series.method,
+          name: series.name,
+          total: new CallCounts(),
+          promBuckets: new Float64Array(PROM_BUCKETS_MS.length + 1),
+          errorCodes: new Map(),
+          tenants: new Map(),
+        };
+        merged.set(key, into);
+      }
+      into.total.merge(series.total);
+      for (let i = 0; i < into.promBuckets.length; i++) into.promBuckets[i]! += series.promBuckets[i]!;
+      for (const [code, n] of series.errorCodes) into.errorCodes.set(code, (into.errorCodes.get(code) ?? 0) + n);
+      for (const [tenant, counts] of series.tenants) {
+        let t = into.tenants.get(tenant);
+        if (t === undefined) {
+          t = new CallCounts();
+          into.tenants.set(tenant, t);
+        }
+        t.merge(counts);
+      }
+    }
+  }
+  return [...merged.values()];
 }

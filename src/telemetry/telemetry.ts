@@ -10,7 +10,14 @@ import type { ProxyFactory } from '../proxy/factory.js';
 import { AlertEngine, type Alert, type AlertEngineOptions } from './alerts.js';
 import { createLogger, requestContext, type Logger, type LoggerOptions } from './logger.js';
 import { RelayMetrics, utilization, type RelayMetricsOptions } from './metrics.js';
-import { acquireRecorder, releaseRecorder, type FactoryRecorder } from './recorder.js';
+import {
+  acquireRecorder,
+  addAdopter,
+  byUpstream,
+  mergedSeries,
+  releaseRecorder,
+  type FactoryRecorder,
+} from './recorder.js';
 import { ResourceMonitor, type ResourceMonitorOptions, type ResourceSample } from './resources.js';
 import { summarizeRecorders, type PerformanceSummary } from './stats.js';
 import { RelayTracing, type TracingOptions } from './tracing.js';
@@ -36,6 +43,11 @@ export interface TelemetryOptions {
   logger?: Logger | LoggerOptions | undefined;
   /** Window of the recorders this instance starts (per factory), in ms. Default 60 000. */
   windowMs?: number | undefined;
+  /**
+   * Watch factories created later, as their first call is published, when this says so (the
+   * gateway adopts the second, 2025 connection it makes to an upstream for 2025 callers).
+   */
+  adopt?: ((factory: ProxyFactory) => boolean) | undefined;
 }
 
 /** One upstream as the dashboard and `/alerts` see it. */
@@ -80,6 +92,7 @@ export class Telemetry implements AsyncDisposable {
   readonly #webhook: AlertWebhookOptions | undefined;
   readonly #onError: (message: unknown) => void;
   readonly #pendingWebhooks = new Set<Promise<void>>();
+  readonly #stopAdopting: (() => void) | undefined;
   #closed = false;
 
   constructor(options: TelemetryOptions = {}) {
@@ -120,6 +133,15 @@ export class Telemetry implements AsyncDisposable {
       );
     };
     callTracing.error.subscribe(this.#onError);
+    const adopt = options.adopt;
+    this.#stopAdopting =
+      adopt === undefined
+        ? undefined
+        : addAdopter((factory) => {
+            if (this.#closed || !adopt(factory)) return false;
+            this.watch(factory);
+            return true;
+          });
   }
 
   /** Starts resource sampling and alert evaluation (both on unref'd timers). */
@@ -163,33 +185,37 @@ export class Telemetry implements AsyncDisposable {
     return summarizeRecorders(recorders, { window: options.window, windowMs: this.windowMs });
   }
 
-  /** Everything the dashboard shows, now. */
+  /** Everything the dashboard shows, now. An upstream's factories report as one. */
   snapshot(): TelemetrySnapshot {
     const recorders = [...this.#watched.values()];
     const windowed = { window: true, windowMs: this.windowMs };
     const upstreams: UpstreamSnapshot[] = [];
     const series: SeriesSnapshot[] = [];
-    for (const recorder of recorders) {
-      const factory = recorder.factory;
-      const name = factory.config.name;
-      const load = factory.upstream.load;
+    for (const [name, group] of byUpstream(recorders)) {
+      const factories = group.map((r) => r.factory);
+      const pool = { size: 0, inUse: 0, queued: 0, utilization: utilization(factories) };
+      for (const factory of factories) {
+        pool.size += factory.upstream.load.capacity;
+        pool.inUse += factory.upstream.load.inFlight;
+        pool.queued += factory.upstream.load.queued;
+      }
       upstreams.push({
         name,
-        totals: summarizeRecorders([recorder], { window: false }),
-        window: summarizeRecorders([recorder], windowed),
-        pool: { size: load.capacity, inUse: load.inFlight, queued: load.queued, utilization: utilization(factory) },
+        totals: summarizeRecorders(group, { window: false }),
+        window: summarizeRecorders(group, windowed),
+        pool,
         breaker: this.metrics.breakerState(name),
         ejected: this.metrics.isEjected(name),
         healthy: this.metrics.isHealthy(name),
       });
-      for (const s of recorder.series()) {
+      for (const s of mergedSeries(group)) {
         const filter = { method: s.method, name: s.name };
         series.push({
           upstream: name,
           method: s.method,
           name: s.name,
-          totals: summarizeRecorders([recorder], { window: false, filter }),
-          window: summarizeRecorders([recorder], { ...windowed, filter }),
+          totals: summarizeRecorders(group, { window: false, filter }),
+          window: summarizeRecorders(group, { ...windowed, filter }),
         });
       }
     }
@@ -214,6 +240,7 @@ export class Telemetry implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     callTracing.error.unsubscribe(this.#onError);
+    this.#stopAdopting?.();
     this.alerts?.stop();
     this.resources?.stop();
     for (const factory of [...this.#watched.keys()]) this.unwatch(factory);
