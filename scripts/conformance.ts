@@ -12,15 +12,16 @@
  * 4. runs the suite against the gateway's `/mcp`;
  * 5. prints a table (revision, scenario, direct, through the gateway) and exits 1 when a scenario
  *    that passed directly does not pass through the gateway: a check failed, or a check that
- *    succeeded directly did not succeed (a scenario that silently runs fewer checks is not a pass).
+ *    succeeded directly did not succeed (a scenario that silently runs fewer checks is not a pass),
+ *    unless the suite graded the gateway's other branch INFO and OPTIONAL_DIFFERENCES names it.
  *
  * The suite needs Node >= 22; it runs under `npx -y -p node@<pinned> -p <suite>@<pinned>` while the
  * upstream and the gateway run on this Node. Exit 2: the run itself could not happen (npx could not
- * fetch Node or the suite, a process did not start, a step or the whole run (`--deadline-ms`, default
- * 5 min) timed out). Everything listens on
- * 127.0.0.1, every step has a deadline, and every process started here is stopped by its pid
- * (process group) before exit. Results (checks.json per scenario, suite output, summary.json) go to
- * `--out`, default `test-artifacts/conformance`.
+ * fetch Node or the suite, a process did not start, a step or the whole run timed out: see
+ * `--deadline-ms`, default 5 min). Everything listens on 127.0.0.1, and every process started here
+ * is stopped by its pid (process group) before exit. Results go to `--out` (default
+ * `test-artifacts/conformance`): checks.json per scenario and run, suite output, server logs, and
+ * summary.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
