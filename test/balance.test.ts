@@ -318,9 +318,13 @@ describe("the seed's benchmark_load_balancing", () => {
     setLatencies(5, 5, 50);
     {
       await using m = manager();
-      const report = await benchmarkLoadBalancing(m, 'echo', testData, 1000);
-      const slow = report.load_distribution[fx(2).url] ?? 0;
-      assert.ok(slow <= 0.1, `slow server share ${slow}`);
+      const report = await benchmarkLoadBalancing(m, 'echo', testData, 1500);
+      const slow = report.server_usage[fx(2).url] ?? 0;
+      // Finding it slow takes its first answered call (the one that connected is not measured).
+      assert.ok(
+        slow <= Math.max(2, 0.1 * report.total_operations),
+        `slow server served ${slow} of ${report.total_operations} (${JSON.stringify(report.server_usage)})`,
+      );
     }
   });
 });
