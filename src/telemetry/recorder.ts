@@ -68,6 +68,19 @@ export class CallCounts {
     this.sumMs += other.sumMs;
   }
 
+  /** Takes `other` away (for counts derived as a remainder). */
+  subtract(other: CallCounts): void {
+    this.calls -= other.calls;
+    this.errors -= other.errors;
+    this.toolErrors -= other.toolErrors;
+    this.timeouts -= other.timeouts;
+    this.hits -= other.hits;
+    this.staleHits -= other.staleHits;
+    this.misses -= other.misses;
+    this.uncached -= other.uncached;
+    this.sumMs -= other.sumMs;
+  }
+
   reset(): void {
     this.calls = this.errors = this.toolErrors = this.timeouts = 0;
     this.hits = this.staleHits = this.misses = this.uncached = 0;
@@ -98,7 +111,10 @@ export class CallSeries {
   readonly promBuckets = new Float64Array(PROM_BUCKETS_MS.length + 1);
   /** Errors by `RelayError` code. */
   readonly errorCodes = new Map<string, number>();
-  /** Per tenant (`''`: none). */
+  /**
+   * Per named tenant. Calls without a tenant (`''`, the common case) are not counted here: they
+   * are `total` less these, worked out when read (see {@link mergedSeries}), one update less per hit.
+   */
   readonly tenants = new Map<string, CallCounts>();
   readonly slices: Slice[];
   /** The bucket of the latest duration: untimed hits repeat it (see `CallClock`). */
@@ -212,7 +228,7 @@ export class FactoryRecorder {
     if (slice.epoch !== this.#epoch) slice.restart(this.#epoch);
     slice.add(event);
     slice.histogram[bucket]!++;
-    series.tenant(event.tenant).add(event);
+    if (event.tenant !== '') series.tenant(event.tenant).add(event);
     if (event.outcome === 'error') {
       const code = event.errorCode ?? 'RELAY_UNKNOWN';
       series.errorCodes.set(code, (series.errorCodes.get(code) ?? 0) + 1);
@@ -250,10 +266,12 @@ export class FactoryRecorder {
     slice.hits++;
     slice.sumMs += ms;
     slice.histogram[bucket]!++;
-    const tenant = series.tenant(event.tenant);
-    tenant.calls++;
-    tenant.hits++;
-    tenant.sumMs += ms;
+    if (event.tenant !== '') {
+      const tenant = series.tenant(event.tenant);
+      tenant.calls++;
+      tenant.hits++;
+      tenant.sumMs += ms;
+    }
   }
 
   /** Every series recorded so far. */
@@ -411,7 +429,7 @@ export function byUpstream(recorders: Iterable<FactoryRecorder>): Map<string, Fa
   return groups;
 }
 
-/** One upstream's operations of one method and name, added up over its factories. */
+/** One upstream's operations of one method and name, added up over its factories; `tenants` includes `''`. */
 export interface MergedSeries {
   upstream: string;
   method: string;
@@ -444,13 +462,21 @@ export function mergedSeries(recorders: Iterable<FactoryRecorder>): MergedSeries
       into.total.merge(series.total);
       for (let i = 0; i < into.promBuckets.length; i++) into.promBuckets[i]! += series.promBuckets[i]!;
       for (const [code, n] of series.errorCodes) into.errorCodes.set(code, (into.errorCodes.get(code) ?? 0) + n);
+      const untenanted = new CallCounts();
+      untenanted.merge(series.total);
       for (const [tenant, counts] of series.tenants) {
+        untenanted.subtract(counts);
         let t = into.tenants.get(tenant);
         if (t === undefined) {
           t = new CallCounts();
           into.tenants.set(tenant, t);
         }
         t.merge(counts);
+      }
+      if (untenanted.calls > 0) {
+        const t = into.tenants.get('');
+        if (t === undefined) into.tenants.set('', untenanted);
+        else t.merge(untenanted);
       }
     }
   }
