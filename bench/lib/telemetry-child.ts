@@ -6,7 +6,8 @@
  *
  *   node --import tsx bench/lib/telemetry-child.ts <off|on|tracing> <window ms>
  *
- * Prints one JSON line: `{ "mode": ..., "opsPerSec": ..., "recorded": ... }`.
+ * Prints one JSON line: `{ "mode": ..., "opsPerSec": ..., "recorded": ... }`, ops/s being the
+ * fastest of five equal windows of the measured time.
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,8 @@ export type TelemetryMode = 'off' | 'on' | 'tracing';
 
 /** Calls before measuring: the hit path is optimized by then. */
 const WARMUP = 300_000;
+/** Windows the measured time is cut into; the fastest counts. */
+const WINDOWS = 5;
 
 async function main(): Promise<void> {
   const mode = process.argv[2] as TelemetryMode;
@@ -47,7 +50,17 @@ async function main(): Promise<void> {
   if (mode === 'off' && diagnosticsChannel.hasSubscribers(CALL_CHANNEL)) {
     throw new Error('telemetry off, yet mcp-relay:call has a subscriber');
   }
-  const result = await timeIt(() => tool.execute(args), { warmup: WARMUP, durationMs: windowMs, batch: 1000 });
+  // The fastest of a few short windows: neighbours on a shared machine only ever slow a window
+  // down, so the best one is the closest to what the code itself costs (for off and on alike).
+  let best = 0;
+  for (let w = 0; w < WINDOWS; w++) {
+    const result = await timeIt(() => tool.execute(args), {
+      warmup: w === 0 ? WARMUP : 10_000,
+      durationMs: windowMs / WINDOWS,
+      batch: 1000,
+    });
+    best = Math.max(best, result.opsPerSec);
+  }
   let recorded = 0;
   if (telemetry !== undefined) {
     // Exercise the readers as a gateway's scrape does, and check the calls were counted.
@@ -57,7 +70,7 @@ async function main(): Promise<void> {
   }
   await factory.close();
   await fixture.stop();
-  process.stdout.write(`${JSON.stringify({ mode, opsPerSec: result.opsPerSec, recorded })}\n`);
+  process.stdout.write(`${JSON.stringify({ mode, opsPerSec: best, recorded })}\n`);
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
