@@ -15,6 +15,8 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { createMcpHandler, McpServer } from '@modelcontextprotocol/server';
@@ -196,6 +198,57 @@ void describe('Redis outage', () => {
     } finally {
       await factory.close();
       await redis.stop();
+    }
+  });
+});
+
+void describe('two OS processes sharing one Redis', () => {
+  test("a process serves another process's entry, and sees its invalidation within 100 ms", async () => {
+    const peer = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('./helpers/redis-peer.ts', import.meta.url)),
+        fixture.url,
+        sharedUrl,
+        prefix + 'procs:',
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    const lines = createInterface({ input: peer.stdout });
+    const iterator = lines[Symbol.asyncIterator]();
+    const next = async () => {
+      const line = String((await iterator.next()).value);
+      return line;
+    };
+    const exited = new Promise((resolve) => peer.once('exit', resolve));
+    try {
+      assert.equal(await next(), 'ready');
+      const before = calls('add');
+      peer.stdin.write('call\n');
+      assert.equal(await next(), 'miss', 'the other process asked the upstream and stored the answer');
+      assert.equal(calls('add'), before + 1);
+
+      const here = await processLike(sharedUrl, {
+        cache: { tools: ['add'], redis: { url: sharedUrl, prefix: prefix + 'procs:' } },
+      });
+      try {
+        await here.createToolProxy('add').execute({ a: 1, b: 2 });
+        assert.equal(calls('add'), before + 1, "this process was answered from the other process's entry");
+        assert.equal(here.cache!.stats().l2Hits, 1);
+
+        here.cache!.invalidate({ tool: 'add' });
+        await new Promise((resolve) => setTimeout(resolve, 100)); // the budget under test, not a wait for an event
+        peer.stdin.write('call\n');
+        assert.equal(await next(), 'miss', 'the invalidation reached the other process within 100 ms');
+        assert.equal(calls('add'), before + 2);
+      } finally {
+        await here.close();
+      }
+    } finally {
+      peer.stdin.write('exit\n');
+      await exited;
     }
   });
 });
