@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { resolveProxyConfig } from '../src/config/index.js';
+import { parseConfigText, resolveProxyConfig } from '../src/config/index.js';
 import { startGateway, type Gateway } from '../src/gateway/index.js';
 import { startInProcessHttpFixture, stdioFixture, type InProcessHttpFixture } from './fixtures/index.js';
 
@@ -402,5 +402,48 @@ describe('graceful shutdown', () => {
     await closing;
     await assert.rejects(fetch(`${draining.url}/healthz`), 'the listener is closed');
     await client.close().catch(() => {});
+  });
+});
+
+describe('balance groups', () => {
+  test('a group of redundant upstreams is served as one upstream, every call balanced, and survives losing a member', async () => {
+    const first = await startInProcessHttpFixture({ mode: 'modern' });
+    const second = await startInProcessHttpFixture({ mode: 'modern' });
+    const config = parseConfigText(
+      [
+        'upstreams:',
+        `  search-a: { server_url: '${first.url}', max_retries: 2, retry_delay: 1ms }`,
+        `  search-b: { server_url: '${second.url}', max_retries: 2, retry_delay: 1ms }`,
+        `  local: { command: '${process.execPath}', args: ${JSON.stringify(stdioFixture().args)} }`,
+        'balance:',
+        '  strategy: round_robin',
+        '  groups:',
+        '    search: [search-a, search-b]',
+      ].join('\n'),
+    );
+    const balanced = await startGateway({ port: 0, upstreams: config.upstreams, balance: config.balance });
+    const client = await connect(`${balanced.url}/mcp`, 'auto');
+    try {
+      const names = (await client.listTools()).tools.map((t) => t.name);
+      assert.ok(names.includes('search__echo') && names.includes('local__echo'), names.join(','));
+      assert.ok(!names.some((n) => n.startsWith('search-a') || n.startsWith('search-b')), 'members are not listed');
+      for (let i = 0; i < 20; i++) {
+        assert.equal(textOf(await client.callTool({ name: 'search__add', arguments: { a: i, b: 1 } })), String(i + 1));
+      }
+      const served = [first, second].map((f) => f.state.calls.get('add') ?? 0);
+      assert.ok(served[0]! >= 5 && served[1]! >= 5, `round robin spread the calls: ${served.join(' / ')}`);
+      await second.stop();
+      for (let i = 0; i < 10; i++) {
+        assert.equal(
+          textOf(await client.callTool({ name: 'search__echo', arguments: { text: `after ${i}` } })),
+          `after ${i}`,
+        );
+      }
+    } finally {
+      await client.close();
+      await balanced.close();
+      await first.stop();
+      await second.stop();
+    }
   });
 });

@@ -30,6 +30,7 @@ export async function startFromFlags(flags: ServeFlags): Promise<{ gateway: Gate
   const config = flags.config ? await loadConfigFile(flags.config) : embeddedConfig();
   const gateway = await startGateway({
     upstreams: config.upstreams,
+    balance: config.balance,
     host: flags.host ?? config.server.host,
     port: flags.port !== undefined ? parsePort(flags.port) : config.server.port,
     maxBodyBytes: config.server.maxBodyBytes,
@@ -73,6 +74,7 @@ export async function serveStdio(flags: Pick<ServeFlags, 'config'>): Promise<voi
   const config = flags.config ? await loadConfigFile(flags.config) : embeddedConfig();
   const core = await createGatewayCore({
     upstreams: config.upstreams,
+    balance: config.balance,
     namespacing: config.server.namespacing,
     pageSize: config.server.pageSize,
   });

@@ -69,6 +69,8 @@ export interface GatewayCoreOptions extends CatalogOptions {
   instructions?: string | undefined;
   /** Items per page of an aggregated list answered downstream. */
   pageSize: number;
+  /** Called last by close(), e.g. to close the balancing manager behind group upstreams. */
+  onClose?: (() => Promise<void>) | undefined;
   /** Tenants' access rules, quotas and rate limits. Without it every caller may do everything. */
   policy?: AccessPolicy | undefined;
 }
@@ -284,6 +286,7 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
     const twins = [...this.#twins.values()].map((t) => t.factory.then((f) => f.close()));
     await Promise.allSettled([...this.catalog.upstreams.map((u) => u.factory.close()), ...twins]);
+    await this.#options.onClose?.();
   }
 
   async #complete(

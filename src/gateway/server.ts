@@ -4,13 +4,14 @@ import type { Implementation } from '@modelcontextprotocol/client';
 import type {
   ResolvedAlertsConfig,
   ResolvedAuthConfig,
+  ResolvedBalanceConfig,
   ResolvedTelemetryConfig,
   ResolvedTenantsConfig,
   ResolvedUpstreamConfig,
 } from '../config/index.js';
 import { Observability } from '../dashboard/index.js';
 import { RelayError, RelayErrorCode } from '../errors/index.js';
-import { createProxyFactory } from '../proxy/index.js';
+import { createProxyFactory, ProxyManager } from '../proxy/index.js';
 import type { Logger, Telemetry } from '../telemetry/index.js';
 import type { GatewayUpstream, Namespacing } from './catalog.js';
 import { checkExposure, createAuthenticator, type Authenticator } from './auth.js';
@@ -21,6 +22,8 @@ import { TenantPolicy } from './tenants.js';
 
 export interface GatewayOptions {
   upstreams: readonly ResolvedUpstreamConfig[];
+  /** Balance groups: each group's upstreams are served as one upstream named after the group. */
+  balance?: ResolvedBalanceConfig | undefined;
   /** Default `127.0.0.1`: only this machine can connect unless told otherwise. */
   host?: string | undefined;
   /** Default 8080; 0 picks a free port. */
@@ -83,16 +86,33 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 export async function createGatewayCore(
   options: Pick<
     GatewayOptions,
-    'upstreams' | 'namespacing' | 'separator' | 'pageSize' | 'serverInfo' | 'instructions'
+    'upstreams' | 'namespacing' | 'separator' | 'pageSize' | 'serverInfo' | 'instructions' | 'balance'
   > & {
     /** Tenants' rules; without it every caller may do everything. */
     policy?: AccessPolicy | undefined;
   },
 ): Promise<GatewayCore> {
-  const upstreams: GatewayUpstream[] = await Promise.all(
-    options.upstreams.map(async (config) => ({ name: config.name, factory: await createProxyFactory(config) })),
-  );
+  // Upstreams named in a balance group are served as that group: one upstream to callers, every
+  // call balanced over its members (fastest by default), with breakers, ejection and retries.
+  const groups = options.balance?.groups.filter((g) => g.name !== 'default') ?? [];
+  const grouped = new Set(groups.flatMap((g) => g.upstreams));
+  const manager =
+    groups.length > 0 && options.balance
+      ? ProxyManager.fromConfig({
+          upstreams: options.upstreams.filter((u) => grouped.has(u.name)),
+          balance: options.balance,
+        })
+      : undefined;
+  const upstreams: GatewayUpstream[] = [
+    ...(await Promise.all(
+      options.upstreams
+        .filter((config) => !grouped.has(config.name))
+        .map(async (config) => ({ name: config.name, factory: await createProxyFactory(config) })),
+    )),
+    ...groups.map((group) => ({ name: group.name, factory: manager!.getFactory(group.name) })),
+  ];
   return new GatewayCore(upstreams, {
+    onClose: manager ? () => manager.close() : undefined,
     namespacing: options.namespacing ?? 'on_collision',
     separator: options.separator ?? '__',
     pageSize: options.pageSize ?? 500,
