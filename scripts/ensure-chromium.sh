@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure Debian's Chromium is installed at /usr/bin/chromium, for the dashboard test
 # (test/dashboard.test.ts drives it with playwright-core; `npx playwright install` downloads are not
-# used). CI calls this before the tests; on a machine without it, it installs the Debian package.
+# used). `npm test` runs this first (pretest); on a machine without it, it installs the Debian package.
 set -euo pipefail
 
 CHROMIUM=/usr/bin/chromium
