@@ -4,6 +4,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Agent, Pool, fetch as undiciFetch, type Dispatcher } from 'undici';
 import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { Admission } from './admission.js';
+import { NotificationListeners } from './listeners.js';
 import { abortedBeforeStart, PendingCall } from './call.js';
 import {
   DEFAULT_CLIENT_INFO,
@@ -64,7 +65,7 @@ export class HttpUpstream implements Upstream {
   readonly #pool: Pool;
   readonly #control: Agent;
   readonly #admission: Admission;
-  readonly #listeners = new Set<NotificationListener>();
+  readonly #listeners = new NotificationListeners();
   readonly #wanted = new WantedChanges();
   #session: Session | undefined;
   #connecting: Promise<Session> | undefined;
@@ -132,8 +133,7 @@ export class HttpUpstream implements Upstream {
   }
 
   onNotification(listener: NotificationListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   async subscribe(subscription: ChangeSubscription): Promise<void> {
@@ -202,7 +202,7 @@ export class HttpUpstream implements Upstream {
     });
     const client = createHandshakeClient(clientInfo, this.#options.protocol, this.#options.timeoutMs);
     client.fallbackNotificationHandler = (notification) => {
-      this.#emit(notification as JSONRPCNotification);
+      this.#listeners.emit(notification as JSONRPCNotification);
       return Promise.resolve();
     };
     try {
@@ -484,7 +484,7 @@ export class HttpUpstream implements Upstream {
       this.#answerServerRequest(session, id, call.onServerRequest, message);
       return;
     }
-    if (id === undefined) this.#emit(message as unknown as JSONRPCNotification);
+    if (id === undefined) this.#listeners.emit(message as unknown as JSONRPCNotification);
     // Hand it to the SDK client too: it answers server requests (ping, sampling, elicitation).
     session.transport.onmessage?.(message as unknown as JSONRPCMessage);
   }
@@ -530,16 +530,6 @@ export class HttpUpstream implements Upstream {
       })
       .then((response) => response.body.dump())
       .catch(() => {});
-  }
-
-  #emit(notification: JSONRPCNotification): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(notification);
-      } catch {
-        // A listener's failure is its own.
-      }
-    }
   }
 
   #transportError(error: unknown, method: string, connecting: boolean): RelayError {

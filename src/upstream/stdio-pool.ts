@@ -1,6 +1,6 @@
-import type { JSONRPCNotification } from '@modelcontextprotocol/client';
 import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { Admission } from './admission.js';
+import { NotificationListeners } from './listeners.js';
 import { abortedBeforeStart } from './call.js';
 import { StdioProcess } from './stdio-process.js';
 import { WantedChanges } from './subscriptions.js';
@@ -29,7 +29,7 @@ export class StdioUpstream implements Upstream {
   readonly #admission: Admission;
   readonly #slots: (StdioProcess | undefined)[];
   readonly #starting: (Promise<StdioProcess> | undefined)[];
-  readonly #listeners = new Set<NotificationListener>();
+  readonly #listeners = new NotificationListeners();
   readonly #wanted = new WantedChanges();
   #info: UpstreamInfo | undefined;
   #connecting: Promise<UpstreamInfo> | undefined;
@@ -100,8 +100,7 @@ export class StdioUpstream implements Upstream {
   }
 
   onNotification(listener: NotificationListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   /** Every process is its own server instance with its own state: each one is subscribed. */
@@ -165,7 +164,7 @@ export class StdioUpstream implements Upstream {
     }
     const process = new StdioProcess(
       this.#options,
-      (notification) => this.#emit(notification),
+      (notification) => this.#listeners.emit(notification),
       (dead) => this.#onExit(dead),
     );
     this.#lastStart = performance.now();
@@ -191,16 +190,6 @@ export class StdioUpstream implements Upstream {
     if (index >= 0) this.#slots[index] = undefined;
     if (this.#closed) return;
     this.#failures = performance.now() - this.#lastStart > HEALTHY_LIFETIME_MS ? 0 : this.#failures + 1;
-  }
-
-  #emit(notification: JSONRPCNotification): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(notification);
-      } catch {
-        // A listener's failure is its own; the others still hear the notification.
-      }
-    }
   }
 
   #closedError(): RelayError {
