@@ -315,7 +315,10 @@ describe("the seed's benchmark_load_balancing", () => {
       const shares = Object.values(report.load_distribution);
       assert.ok(Math.abs(shares.reduce((a, b) => a + b, 0) - 1) < 1e-9, 'the distribution sums to 1');
     }
-    setLatencies(5, 5, 50);
+    // A slow server 40x slower, not 10x: on a loaded 2-core machine the fast ones' own latency
+    // swells with CPU contention, and this test is about the seed's loop and report, not about
+    // the 90 % threshold (tested above with 5/5/50 ms).
+    setLatencies(5, 5, 200);
     {
       await using m = manager();
       const report = await benchmarkLoadBalancing(m, 'echo', testData, 1500);
