@@ -742,5 +742,3 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string | 
     req.once('error', reject);
   });
 }
-
-export { MODERN_VERSION };
