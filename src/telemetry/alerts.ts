@@ -217,47 +217,51 @@ export class AlertEngine extends EventEmitter<AlertEvents> {
       const summary = summarizeRecorders(group, { window: true, windowMs: this.windowMs });
       const calls = summary.total_operations;
       const enough = calls >= this.minSamples;
-      if (t.p95Ms !== false) {
-        const threshold = t.p95Ms;
-        const value = enough ? summary.p95_latency_ms : undefined;
-        yield {
-          rule: 'high_latency_p95',
+      // The three "too high" rules differ only in their metric and wording.
+      const tooHigh = (
+        rule: 'high_latency_p95' | 'high_latency_p99' | 'high_error_rate',
+        threshold: number,
+        metric: number,
+        describe: (v: number) => string,
+      ): Verdict => {
+        const value = enough ? metric : undefined;
+        return {
+          rule,
           upstream,
           value,
           threshold,
           samples: calls,
           breached: value !== undefined && value > threshold,
-          describe: (v) =>
-            `${scope}P95 latency ${ms(v)} over ${window} (${calls} operations), threshold ${ms(threshold)}`,
+          describe,
         };
+      };
+      const over = `over ${window} (${calls} operations), threshold`;
+      if (t.p95Ms !== false) {
+        const threshold = t.p95Ms;
+        yield tooHigh(
+          'high_latency_p95',
+          threshold,
+          summary.p95_latency_ms,
+          (v) => `${scope}P95 latency ${ms(v)} ${over} ${ms(threshold)}`,
+        );
       }
       if (t.p99Ms !== false) {
         const threshold = t.p99Ms;
-        const value = enough ? summary.p99_latency_ms : undefined;
-        yield {
-          rule: 'high_latency_p99',
-          upstream,
-          value,
+        yield tooHigh(
+          'high_latency_p99',
           threshold,
-          samples: calls,
-          breached: value !== undefined && value > threshold,
-          describe: (v) =>
-            `${scope}P99 latency ${ms(v)} over ${window} (${calls} operations), threshold ${ms(threshold)}`,
-        };
+          summary.p99_latency_ms,
+          (v) => `${scope}P99 latency ${ms(v)} ${over} ${ms(threshold)}`,
+        );
       }
       if (t.maxErrorRate !== false) {
         const threshold = t.maxErrorRate;
-        const value = enough ? summary.error_rate : undefined;
-        yield {
-          rule: 'high_error_rate',
-          upstream,
-          value,
+        yield tooHigh(
+          'high_error_rate',
           threshold,
-          samples: calls,
-          breached: value !== undefined && value > threshold,
-          describe: (v) =>
-            `${scope}error rate ${percent(v)} over ${window} (${calls} operations), threshold ${percent(threshold)}`,
-        };
+          summary.error_rate,
+          (v) => `${scope}error rate ${percent(v)} ${over} ${percent(threshold)}`,
+        );
       }
       if (t.minCacheHitRate !== false && factories.some((f) => f.cache !== undefined)) {
         const threshold = t.minCacheHitRate;
