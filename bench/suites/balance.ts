@@ -29,6 +29,7 @@ import {
   type LoadResult,
   type ResultTable,
 } from '../lib/index.js';
+import { forwardRequest } from '../../test/helpers/forwarder.js';
 
 /** What the seed's `MCPProxyBenchmark.benchmark_load_balancing` returns, with its own key names. */
 export interface LoadBalancingReport {
@@ -151,21 +152,7 @@ async function killableFront(target: string) {
   const to = new URL(target);
   const sockets = new Set<Socket>();
   const server = http.createServer((req, res) => {
-    const upstream = http.request(
-      {
-        host: to.hostname,
-        port: to.port,
-        path: req.url,
-        method: req.method,
-        headers: { ...req.headers, host: to.host },
-      },
-      (response) => {
-        res.writeHead(response.statusCode ?? 502, response.headers);
-        response.pipe(res);
-      },
-    );
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    forwardRequest(req, res, to);
   });
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);

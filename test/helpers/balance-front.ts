@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { forwardRequest } from './forwarder.js';
 
 export interface Front {
   url: string;
@@ -39,24 +40,7 @@ export async function startFront(target: string): Promise<Front> {
       return;
     }
     counts.forwarded++;
-    const upstream = http.request(
-      {
-        host: to.hostname,
-        port: to.port,
-        path: req.url,
-        method: req.method,
-        headers: { ...req.headers, host: to.host },
-      },
-      (response) => {
-        res.writeHead(response.statusCode ?? 502, response.headers);
-        response.pipe(res);
-      },
-    );
-    upstream.on('error', () => res.destroy());
-    res.on('close', () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
-    req.pipe(upstream);
+    forwardRequest(req, res, to);
   });
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);

@@ -11,21 +11,7 @@ export async function startForwarder(initialTarget: string) {
   let target = new URL(initialTarget);
   const server = http.createServer((req, res) => {
     seen.push(req.headers);
-    const upstream = http.request(
-      {
-        host: target.hostname,
-        port: target.port,
-        path: req.url,
-        method: req.method,
-        headers: { ...req.headers, host: target.host },
-      },
-      (response) => {
-        res.writeHead(response.statusCode ?? 502, response.headers);
-        response.pipe(res);
-      },
-    );
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    forwardRequest(req, res, target);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -40,4 +26,30 @@ export async function startForwarder(initialTarget: string) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * Passes one request on to `target` unchanged (Host rewritten) and pipes the answer back; a failed
+ * upstream connection destroys the client's response, and a client going away cancels the upstream
+ * request.
+ */
+export function forwardRequest(req: http.IncomingMessage, res: http.ServerResponse, target: URL): void {
+  const upstream = http.request(
+    {
+      host: target.hostname,
+      port: target.port,
+      path: req.url,
+      method: req.method,
+      headers: { ...req.headers, host: target.host },
+    },
+    (response) => {
+      res.writeHead(response.statusCode ?? 502, response.headers);
+      response.pipe(res);
+    },
+  );
+  upstream.on('error', () => res.destroy());
+  res.on('close', () => {
+    if (!res.writableFinished) upstream.destroy();
+  });
+  req.pipe(upstream);
 }
