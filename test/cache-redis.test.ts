@@ -31,6 +31,7 @@ import {
 } from '../src/cache/index.js';
 import { createProxyFactory, type ProxyConfig, type ProxyFactoryOptions } from '../src/index.js';
 import { DEMO_README_URI, startInProcessHttpFixture } from './fixtures/index.js';
+import { redisAnswers as answers, removeRedisKeys as removeKeys } from './helpers/redis.js';
 
 const fixture = await startInProcessHttpFixture({ mode: 'modern' });
 const prefix = `mcp-relay-test:${randomUUID()}:`;
@@ -368,29 +369,6 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
-}
-
-async function answers(url: string): Promise<boolean> {
-  const client = createClient({ url, socket: { connectTimeout: 500, reconnectStrategy: false } });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    await client.ping();
-    await client.close();
-    return true;
-  } catch {
-    if (client.isOpen) client.destroy();
-    return false;
-  }
-}
-
-async function removeKeys(url: string, pattern: string): Promise<void> {
-  const client = createClient({ url });
-  client.on('error', () => undefined);
-  await client.connect();
-  for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: 500 }))
-    if (keys.length > 0) await client.unlink(keys);
-  await client.close();
 }
 
 /** A 2026-07-28 server with one private and one public resource (60 s hints each). */

@@ -14,7 +14,6 @@ import { randomUUID } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-import { createClient } from 'redis';
 
 import { ResponseCache, type StoreDecision } from '../../src/cache/index.js';
 import type { ProxyConfig } from '../../src/config/index.js';
@@ -35,6 +34,7 @@ import {
   type SuiteResult,
   type TimeResult,
 } from '../lib/index.js';
+import { redisAnswers as answers, removeRedisKeys as removeKeys } from '../../test/helpers/redis.js';
 
 const HIT_MS = 500;
 
@@ -296,26 +296,4 @@ function heapAfterGc(gc: () => void): number {
   gc();
   gc();
   return process.memoryUsage().heapUsed;
-}
-
-async function answers(url: string): Promise<boolean> {
-  const client = createClient({ url, socket: { connectTimeout: 500, reconnectStrategy: false } });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    await client.close();
-    return true;
-  } catch {
-    if (client.isOpen) client.destroy();
-    return false;
-  }
-}
-
-async function removeKeys(url: string, pattern: string): Promise<void> {
-  const client = createClient({ url });
-  client.on('error', () => undefined);
-  await client.connect();
-  for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: 500 }))
-    if (keys.length > 0) await client.unlink(keys);
-  await client.close();
 }
