@@ -14,7 +14,6 @@ import { randomUUID } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-
 import { ResponseCache, type StoreDecision } from '../../src/cache/index.js';
 import type { ProxyConfig } from '../../src/config/index.js';
 import { createProxyFactory, type ProxyFactory } from '../../src/proxy/index.js';
