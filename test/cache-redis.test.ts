@@ -9,11 +9,11 @@
  * scripts/ensure-redis.sh: they never pass by skipping.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +31,12 @@ import {
 } from '../src/cache/index.js';
 import { createProxyFactory, type ProxyConfig, type ProxyFactoryOptions } from '../src/index.js';
 import { DEMO_README_URI, startInProcessHttpFixture } from './fixtures/index.js';
-import { redisAnswers as answers, removeRedisKeys as removeKeys } from './helpers/redis.js';
+import {
+  redisAnswers as answers,
+  removeRedisKeys as removeKeys,
+  startOwnRedis,
+  type OwnRedis,
+} from './helpers/redis.js';
 
 const fixture = await startInProcessHttpFixture({ mode: 'modern' });
 const prefix = `mcp-relay-test:${randomUUID()}:`;
@@ -307,69 +312,6 @@ void describe('RedisResponseCacheStore', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-
-interface OwnRedis {
-  url: string;
-  port: number;
-  pid: number;
-  stop(): Promise<void>;
-}
-
-function requireRedisServer(): void {
-  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
-  if (probe.error !== undefined || probe.status !== 0) {
-    throw new Error(
-      'redis-server is not installed, and the cache tests need a real Redis: run scripts/ensure-redis.sh ' +
-        '(apt-get install -y redis-server), or set REDIS_URL to a running one',
-    );
-  }
-}
-
-/** Starts `redis-server` on a free (or the given) port with persistence off; stop() kills it by pid. */
-async function startOwnRedis(port?: number): Promise<OwnRedis> {
-  requireRedisServer();
-  const chosen = port ?? (await freePort());
-  const child: ChildProcess = spawn(
-    'redis-server',
-    ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    let output = '';
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      if (output.includes('Ready to accept connections')) {
-        child.stdout?.off('data', onData);
-        child.stdout?.resume();
-        resolve();
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`redis-server on port ${chosen} exited with ${code}: ${output}`)));
-  });
-  let stopping: Promise<void> | undefined;
-  return {
-    url: `redis://127.0.0.1:${chosen}`,
-    port: chosen,
-    pid: child.pid!,
-    stop() {
-      stopping ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
-        await exited;
-      })();
-      return stopping;
-    },
-  };
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** A 2026-07-28 server with one private and one public resource (60 s hints each). */
 async function startPrivateHintServer() {
