@@ -367,7 +367,10 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     const upstreamParams = this.#upstreamParams(params, ctx.era === 'modern');
     if (renameKey && upstreamParams) upstreamParams[renameKey] = route.name;
     const options: ExecuteOptions = {
-      signal: ctx.signal,
+      // Read only when the call leaves the process: a cache hit never makes the signal.
+      get signal() {
+        return ctx.signal;
+      },
       onProgress: ctx.onProgress,
       onServerRequest: ctx.onServerRequest,
       onLog: ctx.onLog,

@@ -51,7 +51,7 @@ interface LegacySession {
   readonly streams: Set<ServerResponse>;
   readonly subscriptions: Set<string>;
   /** In-flight requests by the client's id, so `notifications/cancelled` can abort them. */
-  readonly inFlight: Map<JsonRpcId, AbortController>;
+  readonly inFlight: Map<JsonRpcId, CallerGone>;
   /** Requests the gateway relayed to the client (sampling, elicitation, roots), awaiting its answer. */
   readonly asked: Map<string, { resolve: (result: unknown) => void; reject: (error: unknown) => void }>;
   lastSeen: number;
@@ -377,19 +377,36 @@ export class HttpInbound {
     session: LegacySession | undefined,
   ): Promise<void> {
     this.#answering++;
-    res.once('close', () => {
+    try {
+      await this.#answerNow(req, res, id, method, params, base, session);
+    } finally {
       if (--this.#answering === 0) this.#onIdle?.();
-    });
-    const controller = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) controller.abort();
-    };
-    res.once('close', onClose);
-    session?.inFlight.set(id, controller);
+    }
+  }
+
+  async #answerNow(
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: JsonRpcId,
+    method: string,
+    params: Record<string, unknown> | undefined,
+    base: Pick<RequestContext, 'era' | 'scope' | 'caller' | 'header'>,
+    session: LegacySession | undefined,
+  ): Promise<void> {
+    const gone = new CallerGone(res);
+    session?.inFlight.set(id, gone);
     const meta = params?.['_meta'];
     const progressToken = isObject(meta) ? meta['progressToken'] : undefined;
     const streams = progressToken !== undefined && acceptsEventStream(req);
-    const ctx: RequestContext = { ...base, signal: controller.signal };
+    const ctx: RequestContext = {
+      era: base.era,
+      scope: base.scope,
+      caller: base.caller,
+      header: base.header,
+      get signal() {
+        return gone.signal;
+      },
+    };
     if (streams) {
       ctx.onProgress = (update: ProgressUpdate) => {
         if (!res.headersSent) res.writeHead(200, SSE_HEADERS);
@@ -412,7 +429,7 @@ export class HttpInbound {
         const askId = `relay-${randomUUID()}`;
         const answer = new Promise<unknown>((resolve, reject) => {
           session.asked.set(askId, { resolve, reject });
-          controller.signal.addEventListener('abort', () => {
+          gone.signal.addEventListener('abort', () => {
             session.asked.delete(askId);
             reject(new RpcError(RpcCode.InternalError, 'the request that asked was cancelled'));
           });
@@ -433,7 +450,6 @@ export class HttpInbound {
       payload = errorResponse(id, rpcError);
     } finally {
       session?.inFlight.delete(id);
-      res.off('close', onClose);
     }
     if (res.destroyed) return;
     if (res.headersSent) {
@@ -768,6 +784,41 @@ export function writeError(res: ServerResponse, status: number, id: JsonRpcId, e
     return;
   }
   writeJson(res, status, errorResponse(id, error));
+}
+
+/**
+ * A request's "the caller went away or cancelled" signal, made only when something reads it. A call
+ * answered from the cache never does, and an AbortController with its signal cost about 8 % of the
+ * gateway's CPU on cached calls (measured with --cpu-prof at C=64).
+ */
+class CallerGone {
+  readonly #res: ServerResponse;
+  #controller: AbortController | undefined;
+  #aborted = false;
+
+  constructor(res: ServerResponse) {
+    this.#res = res;
+  }
+
+  get signal(): AbortSignal {
+    let controller = this.#controller;
+    if (controller === undefined) {
+      const res = this.#res;
+      const made = (controller = this.#controller = new AbortController());
+      if (this.#aborted || (res.destroyed && !res.writableFinished)) made.abort();
+      else
+        res.once('close', () => {
+          if (!res.writableFinished) made.abort();
+        });
+    }
+    return controller.signal;
+  }
+
+  /** The caller cancelled (`notifications/cancelled`), or its session ended. */
+  abort(): void {
+    this.#aborted = true;
+    this.#controller?.abort();
+  }
 }
 
 /** Reads a body up to `limit` bytes; `undefined` (and the rest drained) when it is larger. */
