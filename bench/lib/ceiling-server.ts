@@ -4,6 +4,10 @@
  * `JSON.stringify`. No sessions, no routing, no validation beyond what the answer needs: the least
  * work any server must do per call, so no proxy can beat it.
  *
+ * So that it can be sent the very requests a gateway is sent (a 2025 client's session header, a
+ * 2026-07-28 client's `_meta` and `Mcp-*` headers), it answers `initialize` with a fixed
+ * `Mcp-Session-Id` and a notification with 202; it reads no header and keeps no state.
+ *
  *   node --import tsx bench/lib/ceiling-server.ts [--port N]
  *
  * Prints `CEILING_LISTENING <url>` once listening; exits on SIGTERM.
@@ -27,8 +31,15 @@ export function startCeilingServer(): Promise<ChildServer> {
   );
 }
 
+const INITIALIZE_RESULT = {
+  protocolVersion: '2025-06-18',
+  capabilities: { tools: {} },
+  serverInfo: { name: 'ceiling', version: '1.0.0' },
+};
+
 interface Request {
   id?: string | number;
+  method?: string;
   params?: { arguments?: { text?: unknown } };
 }
 
@@ -42,6 +53,15 @@ async function main(): Promise<void> {
     req.on('data', (chunk: string) => (body += chunk));
     req.on('end', () => {
       const request = JSON.parse(body) as Request;
+      if (request.id === undefined) {
+        res.writeHead(202).end();
+        return;
+      }
+      if (request.method === 'initialize') {
+        const init = JSON.stringify({ jsonrpc: '2.0', id: request.id, result: INITIALIZE_RESULT });
+        res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'ceiling' }).end(init);
+        return;
+      }
       const reply = JSON.stringify({
         jsonrpc: '2.0',
         id: request.id,

@@ -13,7 +13,11 @@
  * `tools/call` of `echo` in a loop; the gateway's stateless 2026-07-28 path as well), over one undici
  * Pool per server, every answer checked. Contenders:
  * - the ceiling ([lib/ceiling-server.ts](../lib/ceiling-server.ts)): `node:http`, `JSON.parse`,
- *   `JSON.stringify`, nothing else;
+ *   `JSON.stringify`, nothing else; sent bare JSON-RPC, and sent the very requests of each cached
+ *   gateway contender (2025 session, 2026-07-28). The cached budget is judged against the latter:
+ *   the load generator shares the two cores and spends more per call on MCP requests (headers,
+ *   `_meta`, answer checks) than on bare ones, so a ceiling fed bare requests is partly measuring
+ *   the load generator. Both ratios are reported;
  * - the upstream served directly: the bare responder over HTTP ([lib/bare-upstream.ts](../lib/bare-upstream.ts))
  *   and the demo server (built on the SDK) over HTTP, 2025 sessions;
  * - the gateway in front of the bare responder over stdio: pass-through (`echo` is not cacheable,
@@ -108,6 +112,8 @@ const SESSION_LIMIT_MIB = 1;
 type ServerId = 'ceiling' | 'bare-http' | 'demo-http' | 'gateway' | 'gateway-cached' | 'supergateway' | 'mcp-proxy';
 type ContenderId =
   | 'ceiling'
+  | 'ceiling-2025'
+  | 'ceiling-2026'
   | 'bare-http'
   | 'demo-http'
   | 'gateway'
@@ -238,6 +244,22 @@ const SERVERS: ServerSpec[] = [
 
 const CONTENDERS: ContenderSpec[] = [
   { id: 'ceiling', label: 'ceiling (bare node:http)', server: 'ceiling', era: 'raw', texts: 'distinct' },
+  // The ceiling sent the very requests each cached gateway contender is sent: the load generator's
+  // own CPU per call (headers, `_meta`, answer checks) then weighs the same on both sides of the ratio.
+  {
+    id: 'ceiling-2025',
+    label: 'ceiling, 2025 session requests',
+    server: 'ceiling',
+    era: 'legacy',
+    texts: 'distinct',
+  },
+  {
+    id: 'ceiling-2026',
+    label: 'ceiling, 2026-07-28 requests',
+    server: 'ceiling',
+    era: 'modern',
+    texts: 'distinct',
+  },
   {
     id: 'bare-http',
     label: 'upstream direct: bare responder, HTTP',
@@ -534,16 +556,16 @@ function summarize(measured: Measured): SuiteResult {
   const cheaperPeer = (c: number) => PEERS.reduce((a, b) => (med(a, c, OWN) <= med(b, c, OWN) ? a : b));
 
   const budgets: BudgetResult[] = [];
-  for (const [cached, label] of [
-    ['gateway-cached', '2025 session'],
-    ['gateway-cached-2026', '2026-07-28'],
+  for (const [cached, ceiling, label] of [
+    ['gateway-cached', 'ceiling-2025', '2025 session'],
+    ['gateway-cached-2026', 'ceiling-2026', '2026-07-28'],
   ] as const) {
     budgets.push(
       atLeast(
-        `cached (${label}) / ceiling ops/s, C=64`,
-        paired(cached, 'ceiling', 64, OPS),
+        `cached (${label}) / ceiling sent the same requests, ops/s, C=64`,
+        paired(cached, ceiling, 64, OPS),
         CACHED_LIMIT,
-        errorsOf(cached, 'ceiling'),
+        errorsOf(cached, ceiling),
       ),
     );
   }
@@ -617,8 +639,19 @@ function summarize(measured: Measured): SuiteResult {
   };
   const row = (label: string, cell: (c: number) => string) =>
     ratioTable.rows.push([label, ...CONCURRENCIES.map((c) => cell(c))]);
-  row('cached (2025) / ceiling, ops/s', (c) => ratio(paired('gateway-cached', 'ceiling', c, OPS)));
-  row('cached (2026) / ceiling, ops/s', (c) => ratio(paired('gateway-cached-2026', 'ceiling', c, OPS)));
+  row('cached (2025) / ceiling (same requests), ops/s', (c) => ratio(paired('gateway-cached', 'ceiling-2025', c, OPS)));
+  row('cached (2026) / ceiling (same requests), ops/s', (c) =>
+    ratio(paired('gateway-cached-2026', 'ceiling-2026', c, OPS)),
+  );
+  row('cached (2025) / ceiling (bare JSON-RPC requests), ops/s', (c) =>
+    ratio(paired('gateway-cached', 'ceiling', c, OPS)),
+  );
+  row('cached (2026) / ceiling (bare JSON-RPC requests), ops/s', (c) =>
+    ratio(paired('gateway-cached-2026', 'ceiling', c, OPS)),
+  );
+  row('cached (2026), own CPU per call / ceiling (same requests)', (c) =>
+    ratio(paired('gateway-cached-2026', 'ceiling-2026', c, OWN)),
+  );
   for (const peer of PEERS) {
     row(`pass-through / ${peer}, ops/s`, (c) => ratio(paired('gateway', peer, c, OPS)));
   }
