@@ -37,7 +37,7 @@ interface UpstreamList<T> {
   loading: Promise<void> | undefined;
 }
 
-interface NamedView<T> {
+export interface NamedView<T> {
   items: T[];
   routes: Map<string, Route>;
 }
@@ -95,6 +95,11 @@ export class Catalog {
     return out;
   }
 
+  /** The aggregate tools list when it is loaded (no upstream has announced a change since), else undefined. */
+  get loadedTools(): NamedView<Tool> | undefined {
+    return this.#tools;
+  }
+
   async tools(): Promise<NamedView<Tool>> {
     if (this.#tools) return this.#tools;
     const perUpstream = await this.#load<Tool>('tools', (u) => u.factory.listTools());
@@ -146,12 +151,6 @@ export class Catalog {
     }
     this.#templates = { items, matchers };
     return this.#templates;
-  }
-
-  async routeTool(name: string): Promise<Route> {
-    const route = (await this.tools()).routes.get(name);
-    if (!route) throw new RpcError(RpcCode.InvalidParams, `Unknown tool: ${name}`);
-    return route;
   }
 
   async routePrompt(name: string): Promise<Route> {

@@ -11,7 +11,7 @@ import {
 } from '@modelcontextprotocol/client';
 import { createProxyFactory, type ExecuteOptions, type ProxyFactory } from '../proxy/index.js';
 import type { ProgressUpdate, ServerRequestHandler } from '../upstream/index.js';
-import { Catalog, type CatalogOptions, type GatewayUpstream, type Route } from './catalog.js';
+import { Catalog, type CatalogOptions, type GatewayUpstream, type NamedView, type Route } from './catalog.js';
 import { checkParamHeaders, paramDeclarations, paramHeaders, type ParamDeclaration } from './headers.js';
 import { isObject, RpcCode, RpcError } from './rpc.js';
 
@@ -234,8 +234,12 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
         return this.#page('resourceTemplates', this.#visibleTemplates(ctx, await catalog.templates()), params);
       case 'tools/call': {
         const name = requireString(params, 'name');
-        const route = await catalog.routeTool(name);
-        const declarations = await this.#paramDeclarations(catalog, name);
+        // The loaded list answers without a turn of the event loop (the common case: every call
+        // but the first after a list change).
+        const view = catalog.loadedTools ?? (await catalog.tools());
+        const route = view.routes.get(name);
+        if (!route) throw new RpcError(RpcCode.InvalidParams, `Unknown tool: ${name}`);
+        const declarations = this.#paramDeclarations(view, name);
         if (ctx.header !== undefined && declarations.length > 0) {
           const refusal = checkParamHeaders(declarations, params?.['arguments'], ctx.header);
           if (refusal) throw refusal;
@@ -440,8 +444,7 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
   }
 
   /** The `x-mcp-header` declarations of a listed tool (by the name callers see), worked out once per list. */
-  async #paramDeclarations(catalog: Catalog, name: string): Promise<readonly ParamDeclaration[]> {
-    const view = await catalog.tools();
+  #paramDeclarations(view: NamedView<Tool>, name: string): readonly ParamDeclaration[] {
     let byName = this.#toolsByName.get(view);
     if (byName === undefined) {
       byName = new Map(view.items.map((tool) => [tool.name, tool]));

@@ -842,7 +842,11 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string | 
       }
       chunks.push(chunk);
     });
-    req.once('end', () => resolve(tooLarge ? undefined : Buffer.concat(chunks).toString('utf8')));
+    req.once('end', () => {
+      if (tooLarge) resolve(undefined);
+      // Most bodies arrive in one chunk: read it where it is rather than copy it first.
+      else resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+    });
     req.once('error', reject);
   });
 }
