@@ -19,6 +19,7 @@ import {
   authSectionShape,
   jwtSectionShape,
   rateLimitShape,
+  redisSectionSchema,
   tenantEntryShape,
   alertsSectionShape,
   alertThresholdsShape,
@@ -295,6 +296,34 @@ ${sectionTable(tenantEntryShape, tenantJson)}
 \`rate_limit\`:
 
 ${sectionTable(rateLimitShape, rateLimitJson)}
+
+## \`redis\` and \`cache.redis\`
+
+Replicas of the gateway behind one load balancer share state through Redis: one server (\`url\`)
+or a Redis Cluster (\`cluster\`: some of its nodes' URLs; Redis 7 or later). Two sections, with the
+same keys, say which:
+
+- \`redis\` (top level): the gateway's own shared state. Tenants with a \`rate_limit\` then have one
+  token bucket across all replicas, kept in Redis and updated by one atomic script per request;
+  tenants without one never wait for Redis. Without it, each replica has its own buckets.
+- \`cache.redis\` (per upstream, or under \`defaults\` for all): the cache's shared second tier,
+  with invalidations fanned out over pub/sub (sharded pub/sub on a cluster). Its \`prefix\`
+  defaults to \`mcp-relay:cache:\`.
+
+When Redis is unreachable nothing fails: the cache serves from memory, each replica enforces
+rate limits with its own buckets (so the tenants' rate across N replicas can reach N times the
+limit until Redis is back), one warning is logged per outage, and the connection is retried with
+exponential backoff and jitter.
+
+\`\`\`yaml
+redis:
+  cluster: [redis://10.0.0.1:6379, redis://10.0.0.2:6379, redis://10.0.0.3:6379]
+defaults:
+  cache:
+    redis: { cluster: [redis://10.0.0.1:6379, redis://10.0.0.2:6379, redis://10.0.0.3:6379] }
+\`\`\`
+
+${sectionTable(redisSectionSchema.shape, json.properties?.redis ?? {})}
 
 ## \`alerts\` and \`telemetry\`
 

@@ -830,6 +830,7 @@ void describe('config CLI', () => {
       'balance',
       'alerts',
       'telemetry',
+      'redis',
       'mcpServers',
     ]);
   });
@@ -931,5 +932,36 @@ void describe('cache settings', () => {
     assertProblem(error, 'upstreams.u.cache.redis.url', '"http://r:6379"', 'expected a redis:// or rediss:// URL');
     assert.match(error.message, /upstreams\.u\.cache\.tools/);
     assert.match(error.message, /upstreams\.u\.cache\.ttl/);
+  });
+});
+
+void describe('redis sections', () => {
+  void test('redis and cache.redis take one server (url) or a Redis Cluster (cluster), with their own prefixes', () => {
+    const resolved = parseYaml(
+      'redis: { cluster: [redis://a:7000, redis://b:7001], timeout: 100ms }\n' +
+        upstreamYaml('cache:\n  redis: { url: redis://r:6379 }'),
+    );
+    assert.deepEqual(resolved.redis, {
+      cluster: ['redis://a:7000', 'redis://b:7001'],
+      prefix: 'mcp-relay:gateway:',
+      timeoutMs: 100,
+    });
+    assert.deepEqual(resolved.upstreams[0]!.cache.redis, {
+      url: 'redis://r:6379',
+      prefix: 'mcp-relay:cache:',
+      timeoutMs: 250,
+    });
+  });
+
+  void test('both url and cluster, neither, mixed schemes or a database number fail naming the field', () => {
+    let error = invalidYaml('redis: { url: redis://r:6379, cluster: [redis://a:7000] }\n' + upstreamYaml(''));
+    assert.match(problemLine(error, 'redis.cluster'), /expected either url \(one Redis server\) or cluster/);
+    error = invalidYaml('redis: { prefix: p }\n' + upstreamYaml(''));
+    assert.match(problemLine(error, 'redis'), /expected url \(one Redis server\) or cluster/);
+    error = invalidYaml(upstreamYaml('cache:\n  redis: { cluster: [redis://a:7000, rediss://b:7001/2] }'));
+    assert.match(problemLine(error, 'upstreams.u.cache.redis.cluster'), /same scheme/);
+    assert.match(problemLine(error, 'upstreams.u.cache.redis.cluster[1]'), /database 0 only/);
+    error = invalidYaml(upstreamYaml('cache:\n  redis: { cluster: [] }'));
+    assert.match(problemLine(error, 'upstreams.u.cache.redis.cluster'), /expected a list of redis:\/\/ or rediss:\/\//);
   });
 });

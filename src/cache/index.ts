@@ -26,6 +26,7 @@ export {
   type ToolVerdict,
 } from './policy.js';
 export { RedisTier, type RedisTierOptions } from './redis-tier.js';
+export { RedisConnection, type RedisConnectionOptions } from './redis-connection.js';
 export { RedisResponseCacheStore, type RedisResponseCacheStoreOptions } from './sdk-store.js';
 export { cacheKey, cacheTag, canonicalJson, keyPrefix, privateKey } from './key.js';
 export { freezeAndMeasure } from './freeze.js';
@@ -71,7 +72,7 @@ export function cachePolicyFromConfig(config: ResolvedUpstreamConfig): CachePoli
   });
 }
 
-/** The cache one upstream's config describes: `cache_size`, `cache_max_bytes`, and Redis when `cache.redis.url` is set. */
+/** The cache one upstream's config describes: `cache_size`, `cache_max_bytes`, and Redis when `cache.redis` is set. */
 export function createResponseCache(
   config: ResolvedUpstreamConfig,
   options: { now?: Clock | undefined; logger?: CacheLogger | undefined } = {},
@@ -87,6 +88,7 @@ export function createResponseCache(
         ? undefined
         : new RedisTier({
             url: redis.url,
+            cluster: redis.cluster,
             prefix: redis.prefix,
             timeoutMs: redis.timeoutMs,
             logger: options.logger,

@@ -11,18 +11,26 @@
  * (deleted, then published) when it is back; and since this process may have missed other
  * processes' invalidations meanwhile, it drops its own memory tier on reconnecting.
  *
- * Layout under `prefix`: `e:<sha1 of key>` the entry (JSON, PX = its remaining lifetime, stale
- * window included); `t:<sha1 of tag>` a set of the entry keys under a tag; `tags` the set of tags
- * (for prefix invalidation); channel `invalidate`.
+ * Layout under `prefix`, with `<t>` the sha1 of the entry's tag: `e:{<t>}<sha1 of key>` the entry
+ * (JSON, PX = its remaining lifetime, stale window included); `t:{<t>}` the set of the entry keys
+ * under that tag; `tags` the set of tags (for prefix invalidation); channel `invalidate`.
+ *
+ * Redis Cluster: a command or transaction may only touch keys of one hash slot. The `{<t>}` hash
+ * tag puts an entry in its tag set's slot, so that writing an entry and indexing it is one
+ * transaction and invalidating a tag is one UNLINK, while different tags spread over the cluster.
+ * `tags` lives in a slot of its own and is written by separate commands: an entry whose tag is
+ * missing from it is still dropped by exact invalidations, and by prefix ones after its TTL at the
+ * latest. `clear` scans every master and unlinks key by key.
  */
 import { createHash, randomUUID } from 'node:crypto';
 
 import { MAX_CACHE_TTL_MS } from '@modelcontextprotocol/client';
-import { createClient } from 'redis';
 
+import type { RedisTarget } from '../config/index.js';
 import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { cacheChannels } from './events.js';
 import { parseTag } from './key.js';
+import { RedisConnection, redact } from './redis-connection.js';
 import {
   matchesTag,
   type CacheMatcher,
@@ -33,8 +41,10 @@ import {
 import { CACHE_CATEGORIES, type CacheCategory, type CacheLogger, type Clock } from './types.js';
 
 export interface RedisTierOptions {
-  /** `redis://` or `rediss://` URL. */
-  url: string;
+  /** `redis://` or `rediss://` URL of one server; or give `cluster`. */
+  url?: string | undefined;
+  /** The `redis://` or `rediss://` URLs of some nodes of a Redis Cluster (7+), instead of `url`. */
+  cluster?: readonly string[] | undefined;
   /** Prefix of every key and channel. Default `'mcp-relay:cache:'`. */
   prefix?: string | undefined;
   /** Longest wait for one command, in ms, before going on without it. Default 250. */
@@ -55,94 +65,56 @@ export interface RedisTierOptions {
 const MAX_PENDING_INVALIDATIONS = 1000;
 const TAG_SET_TTL_MS = MAX_CACHE_TTL_MS * 2;
 
-type Client = ReturnType<typeof createClient>;
-
 export class RedisTier implements SharedTier {
   readonly #prefix: string;
   readonly #channel: string;
   readonly #tagsKey: string;
-  readonly #client: Client;
-  readonly #subscriber: Client;
+  readonly #redis: RedisConnection;
   readonly #logger: CacheLogger;
   readonly #now: Clock;
   readonly #origin = randomUUID();
-  readonly #safeUrl: string;
   readonly #listeners = new Set<(invalidation: RemoteInvalidation) => void>();
   #pending: RemoteInvalidation[] = [];
   /** Writes and invalidations not yet answered, for {@link flush}. */
   readonly #inFlight = new Set<Promise<unknown>>();
-  #state: 'connecting' | 'up' | 'down' = 'connecting';
-  #subscriberReady = false;
-  #subscriberWasDown = false;
   #closed = false;
 
   constructor(options: RedisTierOptions) {
-    if (!URL.canParse(options.url) || !/^rediss?:$/.test(new URL(options.url).protocol)) {
-      throw new RelayError(
-        RelayErrorCode.InvalidConfig,
-        `cache.redis.url must be a redis:// or rediss:// URL, got ${JSON.stringify(redact(options.url))}`,
-      );
-    }
     this.#prefix = options.prefix ?? 'mcp-relay:cache:';
     this.#channel = `${this.#prefix}invalidate`;
     this.#tagsKey = `${this.#prefix}tags`;
     this.#logger = options.logger ?? { warn: (message) => process.emitWarning(message, { code: 'MCP_RELAY_CACHE' }) };
     this.#now = options.now ?? Date.now;
-    this.#safeUrl = redact(options.url);
-    const timeoutMs = options.timeoutMs ?? 250;
-    const base = options.reconnectBaseMs ?? 100;
-    const max = options.reconnectMaxMs ?? 2000;
-    const random = options.random ?? Math.random;
-    this.#client = createClient({
-      url: options.url,
-      disableOfflineQueue: true,
-      commandOptions: { timeout: timeoutMs },
-      socket: {
-        connectTimeout: Math.max(timeoutMs, 1000),
-        // Exponential backoff with full jitter, so that many processes do not reconnect in step.
-        reconnectStrategy: (retries) =>
-          this.#closed ? false : Math.round(random() * Math.min(max, base * 2 ** retries)),
-      },
+    this.#redis = new RedisConnection({
+      target: redisTarget(options),
+      timeoutMs: options.timeoutMs,
+      reconnectBaseMs: options.reconnectBaseMs,
+      reconnectMaxMs: options.reconnectMaxMs,
+      random: options.random,
+      onDown: (reason, wasUp) => this.#down(reason, wasUp),
+      onUp: (recovered) => this.#up(recovered),
+      // Invalidations published while we were not listening are lost: forget what we hold.
+      onGap: () => this.#notify({ kind: 'clear' }),
     });
-    this.#subscriber = this.#client.duplicate();
-    this.#client.on('error', (error: Error) => this.#down(error));
-    this.#client.on('ready', () => this.#up());
-    this.#subscriber.on('error', () => {
-      if (this.#subscriberReady) this.#subscriberWasDown = true;
-      this.#subscriberReady = false;
-    });
-    this.#subscriber.on('ready', () => this.#subscriberUp());
-    this.#client.connect().catch((error: unknown) => this.#down(error));
-    this.#subscriber
-      .connect()
-      .then(() =>
-        this.#subscriber.subscribe(this.#channel, (message) => {
-          this.#onMessage(message);
-        }),
-      )
-      .catch(() => undefined);
+    this.#redis.subscribe(this.#channel, (message) => this.#onMessage(message));
   }
 
   get connected(): boolean {
-    return this.#state === 'up' && this.#client.isReady;
+    return this.#redis.connected;
   }
 
   /** Resolves once both connections are ready (for tests and start-up checks); rejects after `ms`. */
-  async ready(ms = 5000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!(this.connected && this.#subscriberReady)) {
-      if (Date.now() > deadline) throw new Error(`Redis at ${this.#safeUrl} was not ready within ${ms} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+  ready(ms = 5000): Promise<void> {
+    return this.#redis.ready(ms);
   }
 
-  async get(key: string): Promise<SharedEntry | undefined> {
+  async get(key: string, tag: string): Promise<SharedEntry | undefined> {
     if (!this.connected) return undefined;
     let text: string | null;
     try {
-      text = await this.#client.get(this.#entryKey(key));
+      text = await this.#redis.client.get(this.#entryKey(key, tag));
     } catch (error) {
-      this.#down(error);
+      this.#redis.failed(error);
       return undefined;
     }
     if (text === null) return undefined;
@@ -159,19 +131,21 @@ export class RedisTier implements SharedTier {
     if (!this.connected) return;
     const ttl = Math.ceil(entry.staleUntil - this.#now());
     if (ttl <= 0) return;
-    const entryKey = this.#entryKey(key);
+    const entryKey = this.#entryKey(key, tag);
     const tagKey = this.#tagKey(tag);
     // The value is serialized once, inside the envelope, never re-encoded as a string.
     const payload = `{"e":${entry.expiresAt},"s":${entry.staleUntil},"c":"${entry.category}","v":${JSON.stringify(entry.value)}}`;
+    const client = this.#redis.client;
+    // The tag is listed first: an entry must never exist unlisted (prefix invalidation finds it there).
+    this.#track(client.sAdd(this.#tagsKey, tag).catch((error: unknown) => this.#redis.failed(error)));
     this.#track(
-      this.#client
+      client
         .multi()
         .set(entryKey, payload, { expiration: { type: 'PX', value: ttl } })
         .sAdd(tagKey, entryKey)
         .pExpire(tagKey, TAG_SET_TTL_MS)
-        .sAdd(this.#tagsKey, tag)
         .exec()
-        .catch((error: unknown) => this.#down(error)),
+        .catch((error: unknown) => this.#redis.failed(error)),
     );
   }
 
@@ -187,7 +161,7 @@ export class RedisTier implements SharedTier {
     this.#track(
       this.#deleteAndPublish(invalidation).catch((error: unknown) => {
         this.#queue(invalidation);
-        this.#down(error);
+        this.#redis.failed(error);
       }),
     );
   }
@@ -200,7 +174,7 @@ export class RedisTier implements SharedTier {
     if (this.#closed) return;
     await this.flush();
     this.#closed = true;
-    await Promise.allSettled([closeClient(this.#subscriber), closeClient(this.#client)]);
+    await this.#redis.close();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -210,24 +184,27 @@ export class RedisTier implements SharedTier {
     void promise.finally(() => this.#inFlight.delete(promise));
   }
 
-  #entryKey(key: string): string {
-    return `${this.#prefix}e:${createHash('sha1').update(key).digest('base64url')}`;
+  #entryKey(key: string, tag: string): string {
+    return `${this.#prefix}e:{${sha1(tag)}}${sha1(key)}`;
   }
 
   #tagKey(tag: string): string {
-    return `${this.#prefix}t:${createHash('sha1').update(tag).digest('base64url')}`;
+    return `${this.#prefix}t:{${sha1(tag)}}`;
   }
 
   async #deleteAndPublish(invalidation: RemoteInvalidation): Promise<void> {
     if (invalidation.kind === 'clear') {
-      const keys: string[] = [];
-      for await (const batch of this.#client.scanIterator({ MATCH: `${this.#prefix}*`, COUNT: 500 }))
-        keys.push(...batch);
-      for (let i = 0; i < keys.length; i += 500) await this.#client.unlink(keys.slice(i, i + 500));
+      // SCAN sees one node's keys; keys of different slots cannot share an UNLINK on a cluster.
+      // One UNLINK a key, pipelined by the client.
+      for (const node of await this.#redis.nodes()) {
+        for await (const batch of node.scanIterator({ MATCH: `${escapeGlob(this.#prefix)}*`, COUNT: 500 })) {
+          await Promise.all(this.#redis.isCluster ? batch.map((key) => node.unlink(key)) : [node.unlink(batch)]);
+        }
+      }
     } else {
       for (const matcher of invalidation.matchers) await this.#deleteMatching(matcher);
     }
-    await this.#client.publish(this.#channel, JSON.stringify({ o: this.#origin, i: invalidation }));
+    await this.#redis.publish(this.#channel, JSON.stringify({ o: this.#origin, i: invalidation }));
   }
 
   async #deleteMatching(matcher: CacheMatcher): Promise<void> {
@@ -240,20 +217,19 @@ export class RedisTier implements SharedTier {
     ) {
       tags = [`${matcher.group}\u0000${matcher.method}\u0000${matcher.name}`];
     } else {
-      const all = await this.#client.sMembers(this.#tagsKey);
+      const all = await this.#redis.client.sMembers(this.#tagsKey);
       tags = all.filter((tag) => {
         const { group, method, name } = parseTag(tag);
         return matchesTag(matcher, group, method, name);
       });
     }
+    const client = this.#redis.client;
     for (const tag of tags) {
       const tagKey = this.#tagKey(tag);
-      const keys = await this.#client.sMembers(tagKey);
-      await this.#client
-        .multi()
-        .unlink([...keys, tagKey])
-        .sRem(this.#tagsKey, tag)
-        .exec();
+      // The tag set and its entries share a slot (see the layout above); `tags` has its own.
+      const keys = await client.sMembers(tagKey);
+      await client.unlink([tagKey, ...keys]);
+      await client.sRem(this.#tagsKey, tag);
     }
   }
 
@@ -286,59 +262,51 @@ export class RedisTier implements SharedTier {
     }
   }
 
-  #down(error: unknown): void {
-    if (this.#closed || this.#state === 'down') return;
-    const wasUp = this.#state === 'up';
-    this.#state = 'down';
-    const reason = describe(error);
+  #down(reason: string, wasUp: boolean): void {
+    if (this.#closed) return;
     if (cacheChannels.l2.hasSubscribers) cacheChannels.l2.publish({ state: 'down', error: reason });
     this.#logger.warn(
-      `mcp-relay cache: Redis at ${this.#safeUrl} is ${wasUp ? 'unreachable' : 'not reachable'} (${reason}); ` +
+      `mcp-relay cache: ${this.#redis.where} is ${wasUp ? 'unreachable' : 'not reachable'} (${reason}); ` +
         'serving from memory only and reconnecting with backoff',
     );
   }
 
-  #up(): void {
+  #up(recovered: boolean): void {
     if (this.#closed) return;
-    const wasDown = this.#state === 'down';
-    this.#state = 'up';
     if (cacheChannels.l2.hasSubscribers) cacheChannels.l2.publish({ state: 'up' });
-    if (wasDown && this.#pending.length > 0) {
+    if (recovered && this.#pending.length > 0) {
       const pending = this.#pending;
       this.#pending = [];
       for (const invalidation of pending) this.invalidate(invalidation);
     }
   }
-
-  #subscriberUp(): void {
-    this.#subscriberReady = true;
-    if (this.#subscriberWasDown) {
-      this.#subscriberWasDown = false;
-      // Invalidations published while we were not listening are lost: forget what we hold.
-      this.#notify({ kind: 'clear' });
-    }
-  }
 }
 
-async function closeClient(client: Client): Promise<void> {
-  if (client.isReady) {
-    await client.close().catch(() => client.destroy());
-  } else if (client.isOpen) {
-    client.destroy();
-  }
+function sha1(text: string): string {
+  return createHash('sha1').update(text).digest('base64url');
 }
 
-function describe(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return typeof code === 'string' && !error.message.includes(code) ? `${code}: ${error.message}` : error.message;
-  }
-  return String(error);
+/** `prefix` as a literal in a SCAN pattern. */
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
 }
 
-function redact(url: string): string {
-  if (!URL.canParse(url)) return url;
-  const parsed = new URL(url);
-  if (parsed.password !== '') parsed.password = 'redacted';
-  return parsed.href;
+function redisTarget(options: RedisTierOptions): RedisTarget {
+  const { url, cluster } = options;
+  const valid = (value: string) => URL.canParse(value) && /^rediss?:$/.test(new URL(value).protocol);
+  if (cluster !== undefined && url === undefined) {
+    const bad = cluster.find((node) => !valid(node));
+    if (cluster.length > 0 && bad === undefined) return { cluster };
+    throw new RelayError(
+      RelayErrorCode.InvalidConfig,
+      `cache.redis.cluster must be a list of redis:// or rediss:// URLs, got ${JSON.stringify(cluster.map(redact))}`,
+    );
+  }
+  if (url !== undefined && cluster === undefined && valid(url)) return { url };
+  throw new RelayError(
+    RelayErrorCode.InvalidConfig,
+    url !== undefined && cluster !== undefined
+      ? 'cache.redis: expected either url (one Redis server) or cluster (Redis Cluster nodes), not both'
+      : `cache.redis.url must be a redis:// or rediss:// URL, got ${JSON.stringify(url === undefined ? url : redact(url))}`,
+  );
 }

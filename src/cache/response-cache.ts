@@ -325,7 +325,7 @@ export class ResponseCache {
   async #run(flight: Flight, request: FetchRequest): Promise<unknown> {
     const l2 = this.#l2;
     if (l2 !== undefined && request.mode !== 'refresh' && l2.connected && this.#lru !== undefined) {
-      const shared = await l2.get(request.key);
+      const shared = await l2.get(request.key, request.tag);
       if (shared !== undefined && shared.expiresAt > this.#now()) {
         const size = freezeAndMeasure(shared.value);
         if (!flight.invalidated) {

@@ -29,7 +29,8 @@ export type RemoteInvalidation = { kind: 'match'; matchers: readonly CacheMatche
 export interface SharedTier {
   /** Whether commands can be sent now; when false, reads are skipped rather than queued. */
   readonly connected: boolean;
-  get(key: string): Promise<SharedEntry | undefined>;
+  /** The entry under `key`, whose tag is `tag` (a tier may place entries by tag, e.g. in one Redis Cluster slot). */
+  get(key: string, tag: string): Promise<SharedEntry | undefined>;
   /** Writes through with the entry's remaining lifetime; fire and forget. */
   set(key: string, tag: string, entry: SharedEntry): void;
   /** Drops matching entries from the tier and tells every other process sharing it. */

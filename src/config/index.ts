@@ -57,6 +57,16 @@ export {
   type ParseConfigOptions,
 } from './load.js';
 export {
+  DEFAULT_CACHE_REDIS_PREFIX,
+  DEFAULT_GATEWAY_REDIS_PREFIX,
+  DEFAULT_REDIS_TIMEOUT_MS,
+  redisSectionSchema,
+  resolveRedisSection,
+  type RedisSection,
+  type RedisTarget,
+  type ResolvedRedisConfig,
+} from './redis.js';
+export {
   SERVER_DEFAULTS,
   resolveServerSection,
   serverSectionSchema,

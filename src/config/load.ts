@@ -14,6 +14,7 @@ import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { resolveServerSection } from './server.js';
 import { resolveAuthSection } from './auth.js';
 import { accessIssues, resolveTenantsSection } from './tenants.js';
+import { DEFAULT_GATEWAY_REDIS_PREFIX, resolveRedisSection } from './redis.js';
 import { balanceGroupIssues, resolveBalanceSection } from './balance.js';
 import { resolveAlertsSection, resolveTelemetrySection } from './telemetry.js';
 import {
@@ -216,6 +217,7 @@ function resolveRelayConfigFile(
     ...(file.balance === undefined ? {} : { balance: resolveBalanceSection(file.balance) }),
     alerts: resolveAlertsSection(file.alerts),
     telemetry: resolveTelemetrySection(file.telemetry),
+    ...(file.redis === undefined ? {} : { redis: resolveRedisSection(file.redis, DEFAULT_GATEWAY_REDIS_PREFIX) }),
   });
 }
 

@@ -17,6 +17,13 @@ import { authSectionSchema, type ResolvedAuthConfig } from './auth.js';
 import { tenantsSectionSchema, type ResolvedTenantsConfig } from './tenants.js';
 import { balanceSectionSchema, type ResolvedBalanceConfig } from './balance.js';
 import {
+  DEFAULT_CACHE_REDIS_PREFIX,
+  redisConnectionSchema,
+  redisSectionSchema,
+  resolveRedisSection,
+  type ResolvedRedisConfig,
+} from './redis.js';
+import {
   alertsSectionSchema,
   telemetrySectionSchema,
   type ResolvedAlertsConfig,
@@ -179,19 +186,6 @@ export const CACHE_CATEGORY_TTL_DEFAULTS = Object.freeze({ tools: 300, resources
 export const CACHE_CATEGORIES = ['tools', 'resources', 'prompts', 'metadata'] as const;
 export type CacheCategoryName = (typeof CACHE_CATEGORIES)[number];
 
-const REDIS_URL_EXPECTATION = 'expected a redis:// or rediss:// URL';
-const redisUrlSchema = z
-  .string({ error: REDIS_URL_EXPECTATION })
-  .refine(
-    (value) => {
-      if (!URL.canParse(value)) return false;
-      const { protocol } = new URL(value);
-      return protocol === 'redis:' || protocol === 'rediss:';
-    },
-    { error: REDIS_URL_EXPECTATION },
-  )
-  .meta({ format: 'uri', pattern: '^[Rr][Ee][Dd][Ii][Ss][Ss]?://' });
-
 const TOOL_RULE_EXPECTATION = 'expected a tool name or glob (non-empty string), or { name, ttl }';
 const cacheToolRuleSchema = z.union(
   [
@@ -242,31 +236,10 @@ export const cacheSectionShape = {
         "TTL per category, overriding cache_ttl: tools (tools/call), resources (resources/read), prompts (prompts/get), metadata (the four lists). Defaults: cache_ttl when set, else the seed's 300, 300, 600 and 900 s. A server's ttlMs hint can only shorten them.",
     },
   ),
-  redis: field(
-    z.strictObject(
-      {
-        url: redisUrlSchema.meta({
-          format: 'uri',
-          pattern: '^[Rr][Ee][Dd][Ii][Ss][Ss]?://',
-          description: 'redis:// or rediss:// URL of the Redis shared by every process of this deployment.',
-        }),
-        prefix: field(nonEmptyString('a key prefix (non-empty string)'), {
-          description: 'Prefix of every key and channel the cache uses in Redis.',
-          default: 'mcp-relay:cache:',
-        }),
-        timeout: field(duration({ minMs: 1, maxMs: MAX_TIMER_MS }), {
-          description: 'Longest wait for one Redis command before the call goes on without it.',
-          default: 0.25,
-          unit: 's, or ms/s/m/h',
-        }),
-      },
-      { error: 'expected a map with url (and optionally prefix, timeout)' },
-    ),
-    {
-      description:
-        'The shared second tier: reads go memory → Redis → upstream, writes go through with the TTL, invalidations reach every process over Redis pub/sub. Entries the server marks private never leave the process. When Redis is unreachable calls go on with memory alone, one warning is logged, and it reconnects with backoff.',
-    },
-  ),
+  redis: field(redisConnectionSchema(DEFAULT_CACHE_REDIS_PREFIX, 'the cache'), {
+    description:
+      'The shared second tier: reads go memory → Redis → upstream, writes go through with the TTL, invalidations reach every process over Redis pub/sub. One server (url) or a Redis Cluster (cluster). Entries the server marks private never leave the process. When Redis is unreachable calls go on with memory alone, one warning is logged, and it reconnects with backoff.',
+  }),
 };
 
 const cacheSectionSchema = z.strictObject(cacheSectionShape, {
@@ -404,7 +377,7 @@ export const upstreamShape = {
   /** Tool rules, TTLs per category and the Redis tier. */
   cache: field(cacheSectionSchema, {
     description:
-      'Cache settings: tools (which tool calls may be cached: names, globs, { name, ttl }, or "*"), ttl (per category: tools, resources, prompts, metadata), redis ({ url, prefix, timeout }: the shared tier). Set it under defaults to apply it to every upstream; an upstream\'s own keys win.',
+      'Cache settings: tools (which tool calls may be cached: names, globs, { name, ttl }, or "*"), ttl (per category: tools, resources, prompts, metadata), redis ({ url or cluster, prefix, timeout }: the shared tier). Set it under defaults to apply it to every upstream; an upstream\'s own keys win.',
   }),
   /** Extra HTTP headers on every request (HTTP only). Names are kept exactly as written. */
   headers: field(z.record(headerNameSchema, headerValueSchema, { error: 'expected a map of header name to value' }), {
@@ -727,7 +700,7 @@ export interface ResolvedCacheConfig {
   readonly ttlMs: Readonly<Record<CacheCategoryName, number>>;
   /** `'*'` or the tool rules (empty: no tool is cached unless annotations are trusted). */
   readonly tools: '*' | readonly ResolvedToolCacheRule[];
-  readonly redis?: { readonly url: string; readonly prefix: string; readonly timeoutMs: number };
+  readonly redis?: ResolvedRedisConfig;
 }
 
 /** The defaults in their validated form (durations in ms), parsed once from {@link UPSTREAM_DEFAULTS}. */
@@ -821,9 +794,6 @@ export function resolveUpstream(fields: UpstreamFields, name?: string, baseDir?:
   return deepFreeze(resolved);
 }
 
-const DEFAULT_REDIS_PREFIX = 'mcp-relay:cache:';
-const DEFAULT_REDIS_TIMEOUT_MS = 250;
-
 function resolveCacheSection(section: UpstreamFields['cache'], cacheTtlMs: number | undefined): ResolvedCacheConfig {
   const ttl = section?.ttl;
   const ttlMs = Object.fromEntries(
@@ -844,15 +814,7 @@ function resolveCacheSection(section: UpstreamFields['cache'], cacheTtlMs: numbe
   return {
     ttlMs,
     tools,
-    ...(redis === undefined
-      ? {}
-      : {
-          redis: {
-            url: redis.url,
-            prefix: redis.prefix ?? DEFAULT_REDIS_PREFIX,
-            timeoutMs: redis.timeout ?? DEFAULT_REDIS_TIMEOUT_MS,
-          },
-        }),
+    ...(redis === undefined ? {} : { redis: resolveRedisSection(redis, DEFAULT_CACHE_REDIS_PREFIX) }),
   };
 }
 
@@ -1036,6 +998,10 @@ export const relayConfigFileShape = {
     description:
       'What the gateway measures and exposes: Prometheus metrics at /metrics, the live dashboard at /, resource sampling, JSON logs (pino) and OpenTelemetry traces (off by default).',
   }),
+  redis: field(redisSectionSchema, {
+    description:
+      "The Redis that the gateway's replicas share for global tenant rate limits: one server (url) or a Redis Cluster (cluster). Without it each replica enforces rate_limit on its own. The cache's shared tier is set apart, as cache.redis (under defaults for every upstream). When Redis is unreachable each replica falls back to its own buckets, logs one warning, and returns to the global ones once Redis is back.",
+  }),
   mcpServers: field(
     z.record(upstreamNameSchema, mcpServerEntrySchema, {
       error: 'expected a map of server name to { command, args, env } or { url, headers }',
@@ -1075,6 +1041,8 @@ export interface ResolvedRelayConfig {
   readonly alerts?: ResolvedAlertsConfig | undefined;
   /** Metrics, dashboard, logs and traces; defaults when the file has no `telemetry:` section. */
   readonly telemetry?: ResolvedTelemetryConfig | undefined;
+  /** The Redis the gateway's replicas share (global rate limits); absent without a `redis:` section. */
+  readonly redis?: ResolvedRedisConfig | undefined;
 }
 
 /** Converts a validated file entry to camelCase fields, `url` becoming `serverUrl`. */
