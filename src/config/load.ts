@@ -95,7 +95,9 @@ export function parseConfigText(text: string, options: ParseConfigOptions = {}):
   const parsed = format === 'json' ? parseJson(text) : parseYaml(text);
   if (!parsed.ok) {
     // After the first few, a parser's errors are mostly echoes of the first.
-    const shown = parsed.errors.slice(0, 3).map((e) => `line ${e.line}, column ${e.column}: ${e.message}`);
+    const shown = parsed.errors
+      .slice(0, 3)
+      .map((e) => (e.line === undefined ? e.message : `line ${e.line}, column ${e.column}: ${e.message}`));
     const more = parsed.errors.length - shown.length;
     if (more > 0) shown.push(`(${more} more error${more === 1 ? '' : 's'} after these, probably caused by the first)`);
     throw invalid(`${source} is not valid ${format === 'json' ? 'JSON' : 'YAML'}`, shown);
@@ -516,10 +518,18 @@ function editDistance(a: string, b: string): number {
 // Parsing text
 
 interface SyntaxProblem {
-  line: number;
-  column: number;
+  /** Where, when the problem has a place in the text (alias resolution problems have none). */
+  line?: number;
+  column?: number;
   message: string;
 }
+
+/**
+ * Deepest nesting of maps and lists a config may have. Real configs stay under 8 levels; the limit
+ * keeps a hostile file (100,000 nested lists) from overflowing the stack of the recursive steps
+ * that follow parsing (substitution, validation) instead of getting a clear error.
+ */
+const MAX_CONFIG_DEPTH = 64;
 
 type ParseResult = { ok: true; value: unknown } | { ok: false; errors: SyntaxProblem[] };
 
@@ -534,8 +544,13 @@ function resolveFormat(text: string, format: ConfigFormat | 'auto'): ConfigForma
 }
 
 function parseYaml(text: string): ParseResult {
+  if (yamlNestingBound(text) > YAML_NESTING_LIMIT) {
+    return { ok: false, errors: [{ message: `${tooDeepMessage()}; this text opens over ${YAML_NESTING_LIMIT}` }] };
+  }
   const lineCounter = new YAML.LineCounter();
-  const doc = YAML.parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // logLevel 'error': the parser's warnings (a map used as a key) would go to the process's warning
+  // stream; such keys fail validation with a clearer message anyway.
+  const doc = YAML.parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   if (doc.errors.length > 0) {
     return {
       ok: false,
@@ -545,7 +560,73 @@ function parseYaml(text: string): ParseResult {
       }),
     };
   }
-  return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    // Aliases are resolved here, not by the parser: one whose anchor comes later, or one that expands
+    // too far (a "billion laughs" file), throws a plain Error of the yaml library.
+    return { ok: false, errors: [{ message: `cannot resolve aliases: ${(error as Error).message}` }] };
+  }
+  const tooDeep = depthProblem(value);
+  return tooDeep === undefined ? { ok: true, value } : { ok: false, errors: [{ message: tooDeep }] };
+}
+
+/**
+ * Nesting the yaml library is given at most. It recurses once per level and overflows the stack
+ * somewhere past 800; after such an overflow V8 can abort the whole process on its next regular
+ * expression compile ("RegExpCompiler Allocation failed", seen on Node 20 with a second deeply
+ * nested file in the same process), so such text must never reach it.
+ */
+const YAML_NESTING_LIMIT = 256;
+
+/**
+ * An upper bound of a YAML text's nesting, from its indentation, its `- `, `? ` and `: ` markers
+ * and its flow brackets outside quotes, found without parsing. It overcounts (a bracket in a plain
+ * scalar), which is why its limit is far above {@link MAX_CONFIG_DEPTH}, the exact check after parsing.
+ */
+function yamlNestingBound(text: string): number {
+  const indents: number[] = [];
+  let flow = 0;
+  let deepest = 0;
+  for (const line of text.split('\n')) {
+    let i = 0;
+    while (line[i] === ' ') i++;
+    if (i === line.length || line[i] === '#' || line[i] === '\r') continue;
+    while (indents.length > 0 && indents[indents.length - 1]! >= i) indents.pop();
+    indents.push(i);
+    let depth = indents.length;
+    let quote: string | undefined;
+    for (; i < line.length; i++) {
+      const char = line[i];
+      if (quote !== undefined) {
+        if (char === quote) quote = undefined;
+      } else if (char === '"' || char === "'") quote = char;
+      else if (char === '[' || char === '{') flow++;
+      else if ((char === ']' || char === '}') && flow > 0) flow--;
+      else if ((char === '-' || char === '?' || char === ':') && (i + 1 === line.length || line[i + 1] === ' '))
+        depth++;
+      else if (char === '#' && line[i - 1] === ' ') break;
+      if (depth + flow > deepest) deepest = depth + flow;
+    }
+    if (depth + flow > deepest) deepest = depth + flow;
+  }
+  return deepest;
+}
+
+/** Why a parsed value is nested too deeply to be a config, or undefined. Iterative: no recursion to overflow. */
+function depthProblem(root: unknown): string | undefined {
+  const stack: { value: unknown; depth: number }[] = [{ value: root, depth: 0 }];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    if (typeof item.value !== 'object' || item.value === null) continue;
+    if (item.depth >= MAX_CONFIG_DEPTH) return tooDeepMessage();
+    for (const inner of Object.values(item.value)) stack.push({ value: inner, depth: item.depth + 1 });
+  }
+  return undefined;
+}
+
+function tooDeepMessage(): string {
+  return `expected maps and lists nested at most ${MAX_CONFIG_DEPTH} levels deep`;
 }
 
 /**
@@ -584,9 +665,10 @@ function parseJson(text: string): ParseResult {
     pos = stringRe.lastIndex;
     return JSON.parse(match[0]) as string;
   };
-  const readValue = (): unknown => {
+  const readValue = (depth: number): unknown => {
     skipSpace();
     const char = src[pos];
+    if ((char === '{' || char === '[') && depth >= MAX_CONFIG_DEPTH) throw new JsonError(tooDeepMessage(), pos);
     if (char === '{') {
       pos++;
       const out: Record<string, unknown> = {};
@@ -602,7 +684,7 @@ function parseJson(text: string): ParseResult {
         const key = readString();
         if (Object.hasOwn(out, key)) throw new JsonError(`duplicate key ${JSON.stringify(key)}`, keyAt);
         expect(':');
-        defineOwn(out, key, readValue());
+        defineOwn(out, key, readValue(depth + 1));
         skipSpace();
         if (src[pos] === ',') {
           pos++;
@@ -621,7 +703,7 @@ function parseJson(text: string): ParseResult {
         return out;
       }
       for (;;) {
-        out.push(readValue());
+        out.push(readValue(depth + 1));
         skipSpace();
         if (src[pos] === ',') {
           pos++;
@@ -652,7 +734,7 @@ function parseJson(text: string): ParseResult {
   };
 
   try {
-    const value = readValue();
+    const value = readValue(0);
     skipSpace();
     if (pos < src.length) throw new JsonError(`expected end of input, got ${describe(pos)}`, pos);
     return { ok: true, value };

@@ -1127,7 +1127,9 @@ export function schemaAt(root: z.core.$ZodType, path: readonly PropertyKey[]): z
   for (const segment of path) {
     if (current === undefined) return undefined;
     const def = unwrapSchema(current);
-    if (def.type === 'object' && def.shape) current = def.shape[String(segment)];
+    // Own keys only: a file key such as `toString` must not find Object.prototype's method.
+    if (def.type === 'object' && def.shape)
+      current = Object.hasOwn(def.shape, segment) ? def.shape[String(segment)] : undefined;
     else if (def.type === 'record') current = def.valueType;
     else if (def.type === 'array') current = def.element;
     else return undefined;

@@ -17,7 +17,7 @@ import type { GatewayUpstream, Namespacing } from './catalog.js';
 import { checkExposure, createAuthenticator, type Authenticator } from './auth.js';
 import { GatewayCore, type AccessPolicy } from './core.js';
 import { HttpInbound, writeError } from './http.js';
-import { RpcCode, RpcError } from './rpc.js';
+import { RpcCode, RpcError, toRpcError } from './rpc.js';
 import { TenantPolicy } from './tenants.js';
 
 export interface GatewayOptions {
@@ -153,7 +153,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return;
     }
     if (path.startsWith('/mcp/')) {
-      const scope = core.upstream(decodeURIComponent(path.slice(5)));
+      const name = decodePathSegment(path.slice(5));
+      const scope = name === undefined ? undefined : core.upstream(name);
       if (!scope) {
         writeError(res, 404, null, new RpcError(RpcCode.InvalidRequest, `No upstream named '${path.slice(5)}'`));
         return;
@@ -176,7 +177,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (observability.handle(req, res, path)) return;
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: the MCP endpoint is /mcp\n');
   };
-  const server = createServer((req, res) => observability.run(req, res, route));
+  const server = createServer((req, res) => {
+    try {
+      observability.run(req, res, route);
+    } catch (error) {
+      // A bug must cost one request, not the process and every caller's connection with it.
+      observability.logger.error({ err: error, path: req.url }, 'request handler threw');
+      writeError(res, 500, null, toRpcError(error));
+    }
+  });
   observability.attach(server);
   server.on('clientError', (_error, socket) => {
     // Malformed HTTP (oversized headers, garbage): answer 400 and move on; never crash.
@@ -223,6 +232,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** A percent-decoded path segment, or undefined when it is malformed (`%ZZ`, a cut UTF-8 sequence). */
+function decodePathSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The anonymous-only auth of a gateway without an `auth` section (loopback only). */

@@ -43,6 +43,8 @@ export class StdioInbound {
   #buffer = '';
   #closed = false;
   readonly #ended: Promise<void>;
+  readonly #listChanged = (kind: 'tools' | 'prompts' | 'resources') => this.#onListChanged(kind);
+  readonly #resourceUpdated = (uri: string) => this.#onResourceUpdated(uri);
 
   constructor(core: GatewayCore, options: StdioInboundOptions) {
     this.#core = core;
@@ -53,8 +55,8 @@ export class StdioInbound {
       options.input.once('end', resolve);
       options.input.once('close', resolve);
     });
-    core.on('listChanged', (kind) => this.#onListChanged(kind));
-    core.on('resourceUpdated', (uri) => this.#onResourceUpdated(uri));
+    core.on('listChanged', this.#listChanged);
+    core.on('resourceUpdated', this.#resourceUpdated);
   }
 
   /** Resolves when the client closes stdin: the stdio binding says the server then exits. */
@@ -64,6 +66,9 @@ export class StdioInbound {
 
   close(): void {
     this.#closed = true;
+    // A core may outlive its inbound (several stdio connections over one core): stop hearing it.
+    this.#core.off('listChanged', this.#listChanged);
+    this.#core.off('resourceUpdated', this.#resourceUpdated);
     for (const controller of this.#inFlight.values()) controller.abort();
   }
 
@@ -102,9 +107,20 @@ export class StdioInbound {
       return;
     }
     const method = message['method'];
-    const id = message['id'] as JsonRpcId | undefined;
+    const id = message['id'];
     const params = isObject(message['params']) ? message['params'] : undefined;
     if (typeof method !== 'string') return; // a response: the gateway sends no requests on this path yet
+    if (id !== undefined && id !== null && typeof id !== 'string' && typeof id !== 'number') {
+      // JSON-RPC 2.0 §4: an id is a string, a number or null. Echoing another kind back (an object
+      // nested 100,000 deep) would also make writing the answer throw.
+      this.#write(
+        errorResponse(
+          null,
+          new RpcError(RpcCode.InvalidRequest, 'Invalid Request: the id must be a string, a number or null'),
+        ),
+      );
+      return;
+    }
     if (id === undefined) {
       this.#onNotification(method, params);
       return;
