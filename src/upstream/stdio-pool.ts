@@ -124,15 +124,26 @@ export class StdioUpstream implements Upstream {
     return this.close();
   }
 
-  /** The live process with the fewest calls in flight; starts the others in the background. */
+  /**
+   * The live process with the fewest calls in flight; starts the others in the background. A slot
+   * whose process died is refilled even while processes keep dying (`#spawn` waits the backoff
+   * first): otherwise one early death would leave the pool a process short for good.
+   */
   #pick(): StdioProcess | undefined {
     let best: StdioProcess | undefined;
+    let empty = false;
     for (let i = 0; i < this.#slots.length; i++) {
       const process = this.#slots[i];
       if (process?.alive) {
         if (best === undefined || process.inFlight < best.inFlight) best = process;
-      } else if (best !== undefined && this.#starting[i] === undefined && this.#failures === 0) {
-        this.#ensure(i).catch(() => {});
+      } else if (this.#starting[i] === undefined) {
+        empty = true;
+      }
+    }
+    // Without a live process the caller starts one itself and waits for it.
+    if (empty && best !== undefined) {
+      for (let i = 0; i < this.#slots.length; i++) {
+        if (!this.#slots[i]?.alive && this.#starting[i] === undefined) this.#ensure(i).catch(() => {});
       }
     }
     return best;
