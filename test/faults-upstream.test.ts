@@ -1,0 +1,266 @@
+/**
+ * Upstream faults under load, through a real `mcp-relay serve` process: a stdio upstream's process
+ * SIGKILLed (found among the gateway's children in /proc), and a sessionful 2025 HTTP upstream
+ * SIGKILLed then restarted on its port (its sessions gone). Steady concurrent load of raw
+ * JSON-RPC calls (`counter`, `add`, `echo`) runs through each fault. For every fault: every call
+ * ends with a result or a clear JSON-RPC error before its deadline; the non-idempotent `counter`
+ * never runs twice for one call (the ledger fixture records each run, across processes); and the
+ * gateway's file descriptors, child processes and memory return to their baseline.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+
+import { startHttpFixture, stdioFixture, type HttpFixture } from './fixtures/index.js';
+import {
+  counterViolations,
+  describeResources,
+  firstFailures,
+  mixedCall,
+  quietResources,
+  readLedger,
+  resourcesWhen,
+  resultText,
+  RpcClient,
+  runLoad,
+  sigkill,
+  summarize,
+  waitForChildren,
+  waitForExit,
+  wrongAnswers,
+  type LoadRecord,
+  type Resources,
+} from './helpers/faults.js';
+import { startReplicas } from './helpers/replicas.js';
+
+/**
+ * Every call must end by then. The gateway's own worst case is two attempts of 6 s for the tool
+ * list (a call needs its route) and two for the call itself, plus backoffs: about 25 s.
+ */
+const DEADLINE_MS = 30_000;
+const WORKERS = 12;
+/**
+ * Upstream settings that bound a call: 6 s per attempt (a stdio child run through tsx can take
+ * seconds to start on a loaded machine), 1 retry where the call surely never ran.
+ */
+const BOUNDS = { timeout: '6s', max_retries: 1, retry_delay: '50ms', connection_pool_size: 16 };
+
+const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-faults-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The resources check of every fault: back to the baseline, with room for a few sockets in flux. */
+async function assertBaseline(pid: number, baseline: Resources, children: number): Promise<Resources> {
+  const fdSlack = 4;
+  const rssLimit = Math.max(baseline.rssBytes * 1.5, baseline.rssBytes + 64 * 1048576);
+  const settled = (r: Resources) =>
+    r.fds <= baseline.fds + fdSlack && r.children.length === children && r.zombies.length === 0;
+  const now = await resourcesWhen(pid, settled, 15_000);
+  const report = describeResources(now, baseline);
+  assert.ok(now.fds <= baseline.fds + fdSlack, `file descriptors back to the baseline: ${report}`);
+  assert.equal(now.children.length, children, `child processes back to the baseline: ${report}`);
+  assert.deepEqual(now.zombies, [], `no unreaped children: ${report}`);
+  assert.ok(now.rssBytes <= rssLimit, `memory within bound: ${report}`);
+  return now;
+}
+
+/** Every call ended before its deadline, with a result or an error carrying a relay code. */
+function assertAllEnded(records: readonly LoadRecord[]): void {
+  const hung = records.filter((r) => r.outcome.kind === 'hung');
+  assert.deepEqual(
+    hung.map((r) => r.index),
+    [],
+    `calls that did not end within ${DEADLINE_MS} ms; ${summarize(records)}`,
+  );
+  for (const { outcome, index, tool } of records) {
+    if (outcome.kind === 'error') {
+      assert.ok(
+        outcome.relayCode !== undefined,
+        `#${index} ${tool}: error without a relay code: ${outcome.error.message}`,
+      );
+      assert.ok(outcome.error.message.length > 0);
+    }
+  }
+  assert.deepEqual(wrongAnswers(records), []);
+}
+
+test('a stdio upstream process SIGKILLed under load: calls end by their deadline, counter never runs twice, the gateway respawns it and returns to its baseline', async (t) => {
+  const ledger = join(dir, 'stdio.ledger');
+  const { command, args } = stdioFixture({ ledger });
+  const replicas = await startReplicas({
+    count: 1,
+    config: {
+      upstreams: { pipe: { command, args, processes: 2, ...BOUNDS } },
+      telemetry: { logging: { level: 'error' } },
+    },
+  });
+  try {
+    const gateway = replicas.pids[0]!;
+    const endpoint = `${replicas.urls[0]}/mcp/pipe`;
+    let by = 0;
+    const nextBy = () => ++by;
+    const load = (client: RpcClient) => (i: number) => {
+      const call = mixedCall(i, nextBy);
+      return { ...call, send: () => client.callTool(call.tool, call.args, { deadlineMs: DEADLINE_MS }) };
+    };
+
+    const warmClient = new RpcClient(endpoint);
+    const warm = await runLoad({ total: 90, workers: WORKERS, call: load(warmClient) });
+    await warmClient.close();
+    assert.equal(summarize(warm), 'result 90', firstFailures(warm));
+    const upstreams = await waitForChildren(gateway, 2);
+    const baseline = await quietResources(gateway);
+
+    const client = new RpcClient(endpoint);
+    const victim = upstreams[0]!;
+    const counted = load(client);
+    let started = 0;
+    /** The index of the first call started once the pool has a new process in the killed one's slot. */
+    let refilledAt = Infinity;
+    let refilled: Promise<void> | undefined;
+    const records = await runLoad({
+      total: (i) => i < Math.max(600, refilledAt + 300),
+      workers: WORKERS,
+      call: (i) => {
+        started = i + 1;
+        return counted(i);
+      },
+      onSettled: (n) => {
+        if (n !== 150) return;
+        sigkill(victim);
+        refilled = (async () => {
+          try {
+            await waitForExit(victim);
+            const now = await resourcesWhen(
+              gateway,
+              (r) => r.children.length === 2 && !r.children.includes(victim),
+              20_000,
+            );
+            assert.ok(!now.children.includes(victim) && now.children.length === 2, describeResources(now, baseline));
+          } finally {
+            // The load ends either way: 300 more calls, and a failure above is thrown by `await refilled`.
+            refilledAt = started;
+          }
+        })();
+        refilled.catch(() => undefined); // awaited after the load, which must not stop on it
+      },
+    });
+    await refilled;
+    await client.close();
+    t.diagnostic(`under the kill: ${summarize(records)}; the slot was refilled by call ${refilledAt}`);
+
+    assertAllEnded(records);
+    const failed = records.filter((r) => r.outcome.kind !== 'result');
+    for (const { outcome } of failed) {
+      assert.equal(outcome.kind === 'error' && outcome.relayCode, 'RELAY_UPSTREAM_UNAVAILABLE', firstFailures(failed));
+    }
+    // Calls on the killed process fail (their outcome unknown); once its slot is refilled, none does.
+    const afterRefill = records.slice(refilledAt);
+    assert.equal(summarize(afterRefill), `result ${afterRefill.length}`, firstFailures(afterRefill));
+
+    const all = [...warm, ...records];
+    const runs = readLedger(ledger);
+    assert.deepEqual(counterViolations(all, runs), []);
+    const after = await assertBaseline(gateway, baseline, 2);
+
+    // Each process has its own counter: what one reports is the sum of its runs in the ledger.
+    const check = new RpcClient(endpoint);
+    const value = await check.callTool('counter_value', {}, { deadlineMs: DEADLINE_MS });
+    await check.close();
+    const live = after.children.map((pid) => String(runs.totals.get(pid) ?? 0));
+    assert.ok(
+      live.includes(resultText(value) ?? ''),
+      `counter_value ${resultText(value)} is one of ${live.join(', ')}`,
+    );
+  } finally {
+    await replicas.close();
+  }
+});
+
+test('a sessionful HTTP upstream SIGKILLed, then restarted on its port: clear errors while it is down, sessions renewed transparently after, counter never runs twice', async (t) => {
+  const ledger = join(dir, 'http.ledger');
+  let web: HttpFixture = await startHttpFixture({ mode: 'legacy', ledger });
+  const port = Number(new URL(web.url).port);
+  const replicas = await startReplicas({
+    count: 1,
+    config: { upstreams: { web: { server_url: web.url, ...BOUNDS } }, telemetry: { logging: { level: 'error' } } },
+  });
+  try {
+    const gateway = replicas.pids[0]!;
+    const endpoint = `${replicas.urls[0]}/mcp/web`;
+    let by = 0;
+    const nextBy = () => ++by;
+    const load = (client: RpcClient) => (i: number) => {
+      const call = mixedCall(i, nextBy);
+      return { ...call, send: () => client.callTool(call.tool, call.args, { deadlineMs: DEADLINE_MS }) };
+    };
+
+    const warmClient = new RpcClient(endpoint);
+    const warm = await runLoad({ total: 90, workers: WORKERS, call: load(warmClient) });
+    await warmClient.close();
+    assert.equal(summarize(warm), 'result 90', firstFailures(warm));
+    const baseline = await quietResources(gateway);
+
+    const client = new RpcClient(endpoint);
+    const first = web;
+    let started = 0;
+    const counted = load(client);
+    let restarted: Promise<void> | undefined;
+    /** The index of the first call started once the restarted upstream listens. */
+    let restartedAt = Infinity;
+    const records = await runLoad({
+      // Until 300 calls have started after the restart.
+      total: (i) => i < restartedAt + 300,
+      workers: WORKERS,
+      call: (i) => {
+        started = i + 1;
+        return counted(i);
+      },
+      onSettled: (n) => {
+        if (n !== 150) return;
+        sigkill(first.pid);
+        restarted = (async () => {
+          try {
+            await waitForExit(first.pid);
+            // A while down under load, then back on the same port with none of its sessions.
+            await new Promise((resolve) => setTimeout(resolve, 500));
+            web = await startHttpFixture({ mode: 'legacy', ledger, port });
+          } finally {
+            // The load ends either way: 300 more calls, and a failure above is thrown by `await restarted`.
+            restartedAt = started;
+          }
+        })();
+        restarted.catch(() => undefined); // awaited after the load, which must not stop on it
+      },
+    });
+    await restarted;
+    await client.close();
+    t.diagnostic(`under the kill and restart: ${summarize(records)}`);
+
+    assertAllEnded(records);
+    for (const { outcome } of records) {
+      if (outcome.kind === 'error')
+        assert.equal(outcome.relayCode, 'RELAY_UPSTREAM_UNAVAILABLE', outcome.error.message);
+      else assert.equal(outcome.kind, 'result', JSON.stringify(outcome));
+    }
+    assert.ok(
+      records.some((r) => r.outcome.kind === 'error'),
+      'calls failed while the upstream was down (it was really killed)',
+    );
+    const afterRestart = records.slice(restartedAt);
+    assert.equal(summarize(afterRestart), `result ${afterRestart.length}`, firstFailures(afterRestart));
+
+    const runs = readLedger(ledger);
+    assert.deepEqual(counterViolations([...warm, ...records], runs), []);
+    assert.equal(runs.starts.length, 2);
+    const check = new RpcClient(endpoint);
+    const value = await check.callTool('counter_value', {}, { deadlineMs: DEADLINE_MS });
+    await check.close();
+    assert.equal(resultText(value), String(runs.totals.get(web.pid) ?? 0), 'the restarted counter counts its own runs');
+    await assertBaseline(gateway, baseline, 0);
+  } finally {
+    await replicas.close();
+    await web.stop();
+  }
+});
