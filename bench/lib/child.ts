@@ -18,10 +18,18 @@ const START_TIMEOUT_MS = 20_000;
 
 /**
  * Spawns `command args` and resolves once it prints a line `<prefix> <url>` on stdout. Its stderr is
- * passed through, so a crash explains itself.
+ * passed through, so a crash explains itself. `env` replaces the inherited environment.
  */
-export async function startChildServer(command: string, args: readonly string[], prefix: string): Promise<ChildServer> {
-  const child: ChildProcess = spawn(command, [...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+export async function startChildServer(
+  command: string,
+  args: readonly string[],
+  prefix: string,
+  options: { env?: NodeJS.ProcessEnv | undefined } = {},
+): Promise<ChildServer> {
+  const child: ChildProcess = spawn(command, [...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    ...(options.env === undefined ? {} : { env: options.env }),
+  });
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once('exit', () => resolve());

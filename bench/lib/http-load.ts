@@ -15,6 +15,13 @@
  *   process's CPU per call and, when `meterPid` is given, the CPU per call of that process alone
  *   (`own`) and of its whole tree (`/proc/<pid>/stat`), over the measured window only.
  *
+ * - `mix({ targets, concurrency | rate, durationMs })`: calls spread over several open targets in
+ *   turn (one call each, round and round), either closed-loop (`concurrency` workers back to back:
+ *   what the server can do) or open-loop (`rate` calls started per second on schedule, whatever the
+ *   answers take: load as independent clients make it). Counted per interval, for a soak.
+ * - `close(target, { endSessions })`: ends the target's 2025 sessions with DELETE when asked, then
+ *   closes its connections.
+ *
  * Texts are distinct per call (`distinct`: no cache can answer) or cycle through `K` values
  * (`repeat`: a cache answers all but the first K).
  */
@@ -83,13 +90,57 @@ export interface HttpLoadResult {
   windowMonotonicMicros: [start: number, end: number];
 }
 
+export interface MixRunOptions {
+  /** Open targets the calls go to in turn, one call each. */
+  targets: string[];
+  /** Calls are started for this long, in ms; those in flight at the end are waited for. */
+  durationMs: number;
+  /** Closed loop: this many workers, each starting its next call when the last one answered. */
+  concurrency?: number | undefined;
+  /** Open loop: calls started per second, each at its scheduled time, whatever the answers take. */
+  rate?: number | undefined;
+  /**
+   * Open loop: the most calls in flight at once. A call due while this many are in flight starts
+   * late, when one ends: a server that cannot keep up shows as an achieved rate below `rate`,
+   * not as unbounded memory here. Default 512.
+   */
+  maxInFlight?: number | undefined;
+  /** Length of one interval of `series`, in ms. Default 1000. */
+  intervalMs?: number | undefined;
+}
+
+export interface MixResult {
+  /** Correct calls, all targets. */
+  ops: number;
+  errors: number;
+  firstError: string | undefined;
+  /** From the first call's start to the last call's end, in ms. */
+  elapsedMs: number;
+  /** Correct calls per second over `elapsedMs`. */
+  opsPerSec: number;
+  /** Open loop: calls the schedule held over the window (`rate` × `durationMs`); closed loop: NaN. */
+  scheduled: number;
+  /** Open loop: calls that started more than 100 ms after their scheduled time. */
+  lateStarts: number;
+  /**
+   * Latency of the correct calls, in ms. Open loop: from each call's *scheduled* start, so time
+   * spent waiting for a free slot counts (no coordinated omission).
+   */
+  latency: LatencySummary;
+  /** Per target: correct and failed calls. */
+  byTarget: Record<string, { ops: number; errors: number }>;
+  /** Correct and failed calls ended in each interval of `intervalMs`, from the start. */
+  series: { ops: number; errors: number }[];
+}
+
 // ---------------------------------------------------------------------------------------------
 // The benchmark's side
 
 type Command =
   | { cmd: 'open'; target: LoadTarget }
   | { cmd: 'run'; target: string; options: HttpRunOptions }
-  | { cmd: 'close'; target: string };
+  | { cmd: 'mix'; options: MixRunOptions }
+  | { cmd: 'close'; target: string; endSessions: boolean };
 type Reply = { seq: number; ok: true; result: unknown } | { seq: number; ok: false; error: string };
 
 /** The forked load generator, as the benchmark sees it. */
@@ -141,9 +192,17 @@ export class HttpLoadGenerator {
     return this.#call({ cmd: 'run', target, options }) as Promise<HttpLoadResult>;
   }
 
-  /** Closes a target's connections (its sessions are not ended: the server is stopped next). */
-  closeTarget(target: string): Promise<void> {
-    return this.#call({ cmd: 'close', target }) as Promise<void>;
+  /** Calls over several targets in turn, closed- or open-loop; see {@link MixRunOptions}. */
+  mix(options: MixRunOptions): Promise<MixResult> {
+    return this.#call({ cmd: 'mix', options }) as Promise<MixResult>;
+  }
+
+  /**
+   * Closes a target's connections. Its 2025 sessions are ended first (DELETE) with
+   * `endSessions`; otherwise they are left to the server, which is usually stopped next.
+   */
+  closeTarget(target: string, options: { endSessions?: boolean } = {}): Promise<void> {
+    return this.#call({ cmd: 'close', target, endSessions: options.endSessions === true }) as Promise<void>;
   }
 
   async stop(): Promise<void> {
@@ -386,11 +445,121 @@ function monotonicMicros(): number {
   return Number(process.hrtime.bigint() / 1000n);
 }
 
-async function close(name: string): Promise<void> {
+async function close(name: string, endSessions: boolean): Promise<void> {
   const target = targets.get(name);
   if (!target) return;
   targets.delete(name);
+  if (endSessions && target.spec.era === 'legacy') {
+    for (const slot of target.slots) {
+      const response = await target.pool.request({ path: target.path, method: 'DELETE', headers: slot.headers });
+      await response.body.dump();
+    }
+  }
   await target.pool.close();
+}
+
+/** Calls over several targets in turn: closed loop with `concurrency`, open loop with `rate`. */
+async function mix(options: MixRunOptions): Promise<MixResult> {
+  const chosen = options.targets.map((name) => {
+    const target = targets.get(name);
+    if (!target) throw new Error(`no target ${name}`);
+    return target;
+  });
+  if (chosen.length === 0) throw new Error('mix: no targets');
+  const open = options.rate !== undefined;
+  if (open === (options.concurrency !== undefined)) throw new Error('mix: give exactly one of concurrency and rate');
+  const intervalMs = options.intervalMs ?? 1000;
+  const samples = new Samples();
+  const series: { ops: number; errors: number }[] = [];
+  const byTarget: Record<string, { ops: number; errors: number }> = {};
+  for (const target of chosen) byTarget[target.spec.name] = { ops: 0, errors: 0 };
+  const picks = chosen.map(() => 0);
+  let turn = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  let lastEnd = 0;
+  const started = performance.now();
+
+  /** One checked call on the next target in turn; latency counted from `since`. */
+  const call = async (since: number): Promise<void> => {
+    const index = turn++ % chosen.length;
+    const target = chosen[index]!;
+    const slot = target.slots[picks[index]!++ % target.slots.length]!;
+    const counts = byTarget[target.spec.name]!;
+    let failed = false;
+    try {
+      await echo(target, slot, textFor(target, slot));
+    } catch (error) {
+      failed = true;
+      errors++;
+      counts.errors++;
+      firstError ??= `${target.spec.name}: ${error instanceof Error ? error.message : String(error)}`;
+    }
+    const end = performance.now();
+    lastEnd = Math.max(lastEnd, end);
+    const bucket = Math.floor((end - started) / intervalMs);
+    while (series.length <= bucket) series.push({ ops: 0, errors: 0 });
+    if (failed) {
+      series[bucket]!.errors++;
+    } else {
+      series[bucket]!.ops++;
+      counts.ops++;
+      samples.push(end - since);
+    }
+  };
+
+  const deadline = started + options.durationMs;
+  let scheduled = Number.NaN;
+  let lateStarts = 0;
+  if (!open) {
+    await Promise.all(
+      Array.from({ length: options.concurrency! }, async () => {
+        while (performance.now() < deadline) await call(performance.now());
+      }),
+    );
+  } else {
+    const rate = options.rate!;
+    if (!(rate > 0)) throw new Error(`mix: rate must be above 0, got ${rate}`);
+    const maxInFlight = options.maxInFlight ?? 512;
+    const gap = 1000 / rate;
+    scheduled = Math.floor((options.durationMs * rate) / 1000);
+    let issued = 0;
+    let inFlight = 0;
+    let drained: (() => void) | undefined;
+    const launch = (due: number): void => {
+      inFlight++;
+      if (performance.now() - due > 100) lateStarts++;
+      void call(due).finally(() => {
+        inFlight--;
+        if (inFlight === 0) drained?.();
+      });
+    };
+    while (issued < scheduled) {
+      const now = performance.now();
+      if (now >= deadline + 1000) break; // a schedule this far behind is not going to be met
+      while (issued < scheduled && inFlight < maxInFlight && started + issued * gap <= now) {
+        launch(started + issued * gap);
+        issued++;
+      }
+      // Sleep until the next call is due (timers fire ~1 ms late; calls due meanwhile start together).
+      const wait = started + issued * gap - performance.now();
+      await new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.min(wait, 20))));
+    }
+    if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+  }
+  const elapsedMs = (lastEnd || performance.now()) - started;
+  return {
+    ops: samples.length,
+    errors,
+    firstError,
+    elapsedMs,
+    opsPerSec: (samples.length * 1000) / elapsedMs,
+    scheduled,
+    lateStarts,
+    latency: summarize(samples.view()),
+    byTarget,
+    series,
+  };
 }
 
 async function dispatch(command: Command): Promise<unknown> {
@@ -399,8 +568,10 @@ async function dispatch(command: Command): Promise<unknown> {
       return open(command.target);
     case 'run':
       return run(command.target, command.options);
+    case 'mix':
+      return mix(command.options);
     case 'close':
-      return close(command.target);
+      return close(command.target, command.endSessions);
   }
 }
 

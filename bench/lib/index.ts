@@ -35,6 +35,9 @@ export {
   type HttpRunOptions,
   type LoadEra,
   type LoadTarget,
+  type MixResult,
+  type MixRunOptions,
   type OpenResult,
 } from './http-load.js';
+export { processHandles, sampleProcess, type ProcessHandles, type ProcessSample } from './handles.js';
 export { summarizeCpuProfile, type ProfileShare, type ProfileSummary, type ProfileWindow } from './cpu-profile.js';

@@ -146,7 +146,7 @@ export function renderSection(input: SectionInput): string {
     `- **Date:** ${machine.date}${machine.commit ? ` (commit \`${machine.commit}\`)` : ''}`,
     `- **Machine:** ${describeMachine(machine)}; 1-min load ${machine.loadAverage.toFixed(2)} at start`,
     `- **Node:** ${machine.node}`,
-    `- **Run:** median of ${input.repeats} repeats, ${duration(input.wallMs)} in all`,
+    `- **Run:** ${input.repeats === 1 ? 'one run' : `median of ${input.repeats} repeats`}, ${duration(input.wallMs)} in all`,
     `- **Baseline:** ${result.baseline}`,
     '',
     `**Budgets: ${passed} of ${result.budgets.length} pass.**`,
