@@ -30,6 +30,20 @@ export interface Route {
 
 type Kind = 'tools' | 'prompts' | 'resources' | 'templates';
 
+/**
+ * How long the aggregate goes without an upstream whose list failed before that list is asked for
+ * again, in ms. The retry runs in the background (callers keep the aggregate they have), except
+ * for a caller who names something the aggregate lacks: that one waits for it.
+ */
+const FAILED_LIST_RETRY_MS = 1000;
+
+const FETCHERS: { [K in Kind]: (upstream: GatewayUpstream) => Promise<unknown[]> } = {
+  tools: (u) => u.factory.listTools(),
+  prompts: (u) => u.factory.listPrompts(),
+  resources: (u) => u.factory.listResources(),
+  templates: (u) => u.factory.listResourceTemplates(),
+};
+
 interface UpstreamList<T> {
   items: readonly T[] | undefined;
   /** Why this upstream's list is missing, when it failed. */
@@ -55,6 +69,9 @@ export class Catalog {
   #prompts: NamedView<Prompt> | undefined;
   #resources: { items: Resource[]; byUri: Map<string, Route> } | undefined;
   #templates: { items: ResourceTemplateType[]; matchers: { template: UriTemplate; route: Route }[] } | undefined;
+  /** Kinds whose aggregate lacks a failed upstream's list, with when that list was last asked for. */
+  readonly #incomplete = new Map<Kind, number>();
+  readonly #retrying = new Map<Kind, Promise<void>>();
 
   constructor(upstreams: readonly GatewayUpstream[], options: CatalogOptions) {
     this.#upstreams = upstreams;
@@ -97,26 +114,57 @@ export class Catalog {
 
   /** The aggregate tools list when it is loaded (no upstream has announced a change since), else undefined. */
   get loadedTools(): NamedView<Tool> | undefined {
+    if (this.#incomplete.size > 0) void this.#retryFailed('tools');
     return this.#tools;
   }
 
   async tools(): Promise<NamedView<Tool>> {
-    if (this.#tools) return this.#tools;
-    const perUpstream = await this.#load<Tool>('tools', (u) => u.factory.listTools());
+    if (this.#tools) {
+      void this.#retryFailed('tools');
+      return this.#tools;
+    }
+    const perUpstream = await this.#load<Tool>('tools');
     this.#tools = this.#name(perUpstream, (tool, name) => ({ ...tool, name }));
     return this.#tools;
   }
 
+  /**
+   * For a caller who named something the aggregate of `kind` lacks: when an upstream's list of it
+   * failed, asks that upstream again (unless it was asked less than a second ago) and resolves
+   * true once the aggregate was rebuilt, so the caller can look again.
+   */
+  async retryMissing(kind: Kind): Promise<boolean> {
+    const retry = this.#retryFailed(kind);
+    if (retry === undefined) return false;
+    await retry;
+    return true;
+  }
+
+  /** Why the aggregate of `kind` may lack something: the upstreams whose list failed, for error messages. */
+  missingNote(kind: Kind): string {
+    if (!this.#incomplete.has(kind)) return '';
+    const failed = [...(this.#lists.get(kind) ?? [])].filter(([, entry]) => entry.error !== undefined);
+    return failed.length === 0
+      ? ''
+      : ` (not listed: ${failed.map(([name, entry]) => `upstream '${name}' failed: ${entry.error}`).join('; ')})`;
+  }
+
   async prompts(): Promise<NamedView<Prompt>> {
-    if (this.#prompts) return this.#prompts;
-    const perUpstream = await this.#load<Prompt>('prompts', (u) => u.factory.listPrompts());
+    if (this.#prompts) {
+      void this.#retryFailed('prompts');
+      return this.#prompts;
+    }
+    const perUpstream = await this.#load<Prompt>('prompts');
     this.#prompts = this.#name(perUpstream, (prompt, name) => ({ ...prompt, name }));
     return this.#prompts;
   }
 
   async resources(): Promise<{ items: Resource[]; byUri: Map<string, Route> }> {
-    if (this.#resources) return this.#resources;
-    const perUpstream = await this.#load<Resource>('resources', (u) => u.factory.listResources());
+    if (this.#resources) {
+      void this.#retryFailed('resources');
+      return this.#resources;
+    }
+    const perUpstream = await this.#load<Resource>('resources');
     const items: Resource[] = [];
     const byUri = new Map<string, Route>();
     for (const [upstream, list] of perUpstream) {
@@ -132,8 +180,11 @@ export class Catalog {
   }
 
   async templates(): Promise<{ items: ResourceTemplateType[]; matchers: { template: UriTemplate; route: Route }[] }> {
-    if (this.#templates) return this.#templates;
-    const perUpstream = await this.#load<ResourceTemplateType>('templates', (u) => u.factory.listResourceTemplates());
+    if (this.#templates) {
+      void this.#retryFailed('templates');
+      return this.#templates;
+    }
+    const perUpstream = await this.#load<ResourceTemplateType>('templates');
     const items: ResourceTemplateType[] = [];
     const matchers: { template: UriTemplate; route: Route }[] = [];
     for (const [upstream, list] of perUpstream) {
@@ -154,26 +205,59 @@ export class Catalog {
   }
 
   async routePrompt(name: string): Promise<Route> {
-    const route = (await this.prompts()).routes.get(name);
-    if (!route) throw new RpcError(RpcCode.InvalidParams, `Unknown prompt: ${name}`);
+    let route = (await this.prompts()).routes.get(name);
+    if (!route && (await this.retryMissing('prompts'))) route = (await this.prompts()).routes.get(name);
+    if (!route) throw new RpcError(RpcCode.InvalidParams, `Unknown prompt: ${name}${this.missingNote('prompts')}`);
     return route;
   }
 
   /** The upstream that serves a URI: one that lists it, else one whose template matches it. */
   async routeResource(uri: string): Promise<Route> {
     if (this.#upstreams.length === 1) return { upstream: this.#upstreams[0]!, name: uri };
-    const listed = (await this.resources()).byUri.get(uri);
-    if (listed) return listed;
-    for (const { template, route } of (await this.templates()).matchers) {
-      if (template.match(uri)) return { upstream: route.upstream, name: uri };
+    for (let again = true; ; again = false) {
+      const listed = (await this.resources()).byUri.get(uri);
+      if (listed) return listed;
+      for (const { template, route } of (await this.templates()).matchers) {
+        if (template.match(uri)) return { upstream: route.upstream, name: uri };
+      }
+      if (!again) break;
+      const [resources, templates] = await Promise.all([
+        this.retryMissing('resources'),
+        this.retryMissing('templates'),
+      ]);
+      if (!resources && !templates) break;
     }
-    throw new RpcError(RpcCode.InvalidParams, `Resource not found: ${uri}`, { uri });
+    const note = this.missingNote('resources') || this.missingNote('templates');
+    throw new RpcError(RpcCode.InvalidParams, `Resource not found: ${uri}${note}`, { uri });
   }
 
-  async #load<T>(
-    kind: Kind,
-    fetch: (upstream: GatewayUpstream) => Promise<T[]>,
-  ): Promise<[GatewayUpstream, readonly T[]][]> {
+  /**
+   * Asks again, in the background, the upstreams whose list of `kind` failed, at most once a second
+   * and one retry at a time; the aggregate is rebuilt from the lists afterwards. Undefined when
+   * there is nothing to retry yet.
+   */
+  #retryFailed(kind: Kind): Promise<void> | undefined {
+    const failedAt = this.#incomplete.get(kind);
+    if (failedAt === undefined) return undefined;
+    const running = this.#retrying.get(kind);
+    if (running !== undefined) return running;
+    if (performance.now() - failedAt < FAILED_LIST_RETRY_MS) return undefined;
+    this.#incomplete.set(kind, performance.now());
+    const retry = this.#load(kind)
+      .then(() => {
+        // Rebuilt from the lists on next use: those that loaded fine are kept, not fetched again.
+        if (kind === 'tools') this.#tools = undefined;
+        if (kind === 'prompts') this.#prompts = undefined;
+        if (kind === 'resources') this.#resources = undefined;
+        if (kind === 'templates') this.#templates = undefined;
+      })
+      .finally(() => this.#retrying.delete(kind));
+    this.#retrying.set(kind, retry);
+    return retry;
+  }
+
+  async #load<T>(kind: Kind): Promise<[GatewayUpstream, readonly T[]][]> {
+    const fetch = FETCHERS[kind] as (upstream: GatewayUpstream) => Promise<T[]>;
     const lists = this.#lists.get(kind) as Map<string, UpstreamList<T>>;
     await Promise.all(
       this.#upstreams.map((upstream) => {
@@ -196,6 +280,9 @@ export class Catalog {
         return entry.loading;
       }),
     );
+    const failed = this.#upstreams.some((upstream) => lists.get(upstream.name)!.error !== undefined);
+    if (!failed) this.#incomplete.delete(kind);
+    else if (!this.#incomplete.has(kind)) this.#incomplete.set(kind, performance.now());
     return this.#upstreams.flatMap((upstream) => {
       const items = lists.get(upstream.name)!.items;
       return items ? [[upstream, items] as [GatewayUpstream, readonly T[]]] : [];

@@ -236,9 +236,13 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
         const name = requireString(params, 'name');
         // The loaded list answers without a turn of the event loop (the common case: every call
         // but the first after a list change).
-        const view = catalog.loadedTools ?? (await catalog.tools());
-        const route = view.routes.get(name);
-        if (!route) throw new RpcError(RpcCode.InvalidParams, `Unknown tool: ${name}`);
+        let view = catalog.loadedTools ?? (await catalog.tools());
+        let route = view.routes.get(name);
+        if (!route && (await catalog.retryMissing('tools'))) {
+          view = await catalog.tools();
+          route = view.routes.get(name);
+        }
+        if (!route) throw new RpcError(RpcCode.InvalidParams, `Unknown tool: ${name}${catalog.missingNote('tools')}`);
         const declarations = this.#paramDeclarations(view, name);
         if (ctx.header !== undefined && declarations.length > 0) {
           const refusal = checkParamHeaders(declarations, params?.['arguments'], ctx.header);
