@@ -1,7 +1,8 @@
 /**
  * Upstream faults under load, through a real `mcp-relay serve` process: a stdio upstream's process
  * SIGKILLed (found among the gateway's children in /proc), and a sessionful 2025 HTTP upstream
- * SIGKILLed then restarted on its port (its sessions gone). Steady concurrent load of raw
+ * SIGKILLed then restarted on its port (its sessions gone). And an upstream that is down when the
+ * gateway starts and comes up later. Steady concurrent load of raw
  * JSON-RPC calls (`counter`, `add`, `echo`) runs through each fault. For every fault: every call
  * ends with a result or a clear JSON-RPC error before its deadline; the non-idempotent `counter`
  * never runs twice for one call (the ledger fixture records each run, across processes); and the
@@ -13,7 +14,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 
-import { startHttpFixture, stdioFixture, type HttpFixture } from './fixtures/index.js';
+import { resolveProxyConfig } from '../src/config/index.js';
+import { startGateway } from '../src/gateway/index.js';
+import {
+  startHttpFixture,
+  startInProcessHttpFixture,
+  stdioFixture,
+  type HttpFixture,
+  type InProcessHttpFixture,
+} from './fixtures/index.js';
 import {
   counterViolations,
   describeResources,
@@ -33,6 +42,7 @@ import {
   type LoadRecord,
   type Resources,
 } from './helpers/faults.js';
+import { freePort } from './helpers/redis.js';
 import { startReplicas } from './helpers/replicas.js';
 
 /**
@@ -262,5 +272,44 @@ test('a sessionful HTTP upstream SIGKILLed, then restarted on its port: clear er
   } finally {
     await replicas.close();
     await web.stop();
+  }
+});
+
+test('an upstream down when the gateway starts: the other serves at once, and its tools are routed as soon as it is up', async () => {
+  const live = await startInProcessHttpFixture({ mode: 'legacy' });
+  const port = await freePort();
+  const gateway = await startGateway({
+    port: 0,
+    namespacing: 'always',
+    upstreams: [
+      resolveProxyConfig({ name: 'live', serverUrl: live.url, maxRetries: 0 }),
+      resolveProxyConfig({ name: 'late', serverUrl: `http://127.0.0.1:${port}/mcp`, maxRetries: 0, timeout: 2 }),
+    ],
+  });
+  const client = new RpcClient(`${gateway.url}/mcp`);
+  let late: InProcessHttpFixture | undefined;
+  try {
+    const first = await client.callTool('live__echo', { text: 'served' }, { deadlineMs: DEADLINE_MS });
+    assert.equal(resultText(first), 'served', JSON.stringify(first));
+    const missing = await client.callTool('late__echo', { text: 'x' }, { deadlineMs: DEADLINE_MS });
+    assert.equal(missing.kind, 'error', JSON.stringify(missing));
+    assert.match(
+      missing.kind === 'error' ? missing.error.message : '',
+      /Unknown tool: late__echo \(not listed: upstream 'late' failed: .*ECONNREFUSED/,
+    );
+
+    late = await startInProcessHttpFixture({ mode: 'legacy', port });
+    // Its list is asked for again at most once a second: within a few seconds its tools are served.
+    let outcome = await client.callTool('late__echo', { text: 'back' }, { deadlineMs: DEADLINE_MS });
+    for (let i = 0; i < 50 && resultText(outcome) !== 'back'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      outcome = await client.callTool('late__echo', { text: 'back' }, { deadlineMs: DEADLINE_MS });
+    }
+    assert.equal(resultText(outcome), 'back', JSON.stringify(outcome));
+    assert.equal(late.state.calls.get('echo'), 1, 'the call reached the upstream that came up');
+  } finally {
+    await client.close();
+    await gateway.close();
+    await Promise.all([live.stop(), late?.stop()]);
   }
 });
