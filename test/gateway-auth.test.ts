@@ -653,6 +653,12 @@ tenants:
 
 describe('units', () => {
   const caller = (tenant: string, identity = 'x'): Caller => ({ tenant, identity });
+  /** Without shared (Redis) buckets admit decides synchronously: no promise, no tick. */
+  const admit = (policy: TenantPolicy, tenant: string): (() => void) => {
+    const release = policy.admit(caller(tenant));
+    assert.equal(typeof release, 'function');
+    return release as () => void;
+  };
 
   test('the token bucket refills at requests_per_second up to burst, and refused requests take nothing', () => {
     let now = 0;
@@ -660,33 +666,33 @@ describe('units', () => {
       { t: { rateLimit: { requestsPerSecond: 2, burst: 3 }, maxConcurrent: 10 } },
       { clock: { now: () => now } },
     );
-    for (let i = 0; i < 3; i++) policy.admit(caller('t'))();
-    assert.throws(() => policy.admit(caller('t')), {
+    for (let i = 0; i < 3; i++) admit(policy, 't')();
+    assert.throws(() => admit(policy, 't'), {
       code: -32003,
       data: { relayCode: 'RELAY_RATE_LIMITED', tenant: 't', retryAfterMs: 500 },
     });
     now += 250;
-    assert.throws(() => policy.admit(caller('t')), {
+    assert.throws(() => admit(policy, 't'), {
       data: { relayCode: 'RELAY_RATE_LIMITED', tenant: 't', retryAfterMs: 250 },
     });
     now += 250;
-    policy.admit(caller('t'))();
+    admit(policy, 't')();
     now += 60_000;
-    for (let i = 0; i < 3; i++) policy.admit(caller('t'))();
-    assert.throws(() => policy.admit(caller('t')));
+    for (let i = 0; i < 3; i++) admit(policy, 't')();
+    assert.throws(() => admit(policy, 't'));
   });
 
   test('the concurrency slot is released once, however often release is called', () => {
     const policy = new TenantPolicy({ t: { maxConcurrent: 1 } });
-    const release = policy.admit(caller('t'));
-    assert.throws(() => policy.admit(caller('t')), {
+    const release = admit(policy, 't');
+    assert.throws(() => admit(policy, 't'), {
       data: { relayCode: 'RELAY_QUOTA_EXCEEDED', tenant: 't', maxConcurrent: 1 },
     });
     release();
     release();
     assert.equal(policy.inFlight('t'), 0);
-    const again = policy.admit(caller('t'));
-    assert.throws(() => policy.admit(caller('t')));
+    const again = admit(policy, 't');
+    assert.throws(() => admit(policy, 't'));
     again();
   });
 

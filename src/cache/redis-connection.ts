@@ -9,9 +9,10 @@
  * true again once it answers (`onUp`). A single server reconnects by itself with exponential
  * backoff and full jitter and says so with `ready`. A cluster's node clients reconnect the same
  * way, but a node coming back is not announced (node-redis emits `node-ready` once per client),
- * and a cluster that could not be discovered at start is not retried: while down, this class
- * probes every master with PING on the same backoff (and re-runs discovery when it never
- * succeeded) and declares the cluster up when all answer.
+ * a cluster that could not be discovered at start is not retried, and a command that timed out on
+ * a live connection is followed by no event at all: so while down, this class probes with PING
+ * (every master of a cluster) on the same backoff, re-running discovery when it never succeeded,
+ * and declares Redis up when all answer.
  *
  * Pub/sub: a single server gets a second connection (a subscriber cannot send commands); a
  * cluster uses sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`, Redis 7+), so a message travels only
@@ -211,7 +212,6 @@ export class RedisConnection {
       () => {
         if (this.#closed) return;
         this.#clusterOpen = true;
-        this.#probeAttempt = 0;
         if (this.#subscribed !== undefined) this.#subscribeCluster();
         this.#up();
       },
@@ -247,26 +247,30 @@ export class RedisConnection {
 
   async #probe(): Promise<void> {
     if (this.#closed || this.#state === 'up') return;
-    if (!this.#clusterOpen) {
+    if (this.#cluster !== undefined && !this.#clusterOpen) {
       this.#connectCluster();
       return;
     }
     try {
-      const masters = await this.nodes();
-      if (masters.length === 0) throw new Error('the cluster has no masters');
-      await Promise.all(masters.map((node) => node.ping()));
+      const nodes = await this.nodes();
+      if (nodes.length === 0) throw new Error('the cluster has no masters');
+      await Promise.all(nodes.map((node) => node.ping()));
     } catch {
       this.#scheduleProbe();
       return;
     }
-    if (this.#subscribed !== undefined && !this.#subscriberReady) this.#subscribeCluster();
-    this.#probeAttempt = 0;
+    if (this.#subscribed !== undefined && this.#cluster !== undefined && !this.#subscriberReady) {
+      this.#subscribeCluster();
+    }
     this.#up();
   }
 
   #down(error: unknown): void {
     if (this.#closed) return;
-    if (this.#cluster !== undefined && this.#clusterOpen) this.#scheduleProbe();
+    // A command can fail on a connection that stays up (a timeout while Redis is busy): no
+    // 'ready' event will follow, so probe until it answers. A cluster never discovered retries
+    // discovery from #connectCluster's own failure path.
+    if (this.#cluster === undefined || this.#clusterOpen) this.#scheduleProbe();
     if (this.#state === 'down') return;
     const wasUp = this.#state === 'up';
     this.#state = 'down';
@@ -275,6 +279,7 @@ export class RedisConnection {
 
   #up(): void {
     if (this.#closed) return;
+    this.#probeAttempt = 0;
     const recovered = this.#state === 'down';
     this.#state = 'up';
     this.#options.onUp?.(recovered);

@@ -39,6 +39,7 @@ export async function startFromFlags(flags: ServeFlags): Promise<{ gateway: Gate
     pageSize: config.server.pageSize,
     auth: config.auth,
     tenants: config.tenants,
+    redis: config.redis,
     alerts: config.alerts,
     telemetry: config.telemetry,
   });

@@ -36,8 +36,11 @@ export interface Caller {
 export interface AccessPolicy {
   /** Whether the caller may see and use this tool, prompt or resource of this upstream. */
   allows(caller: Caller, upstream: string, kind: 'tool' | 'prompt' | 'resource', name: string): boolean;
-  /** Takes the caller's concurrency slot and a rate-limit token, or throws; returns the release. */
-  admit(caller: Caller): () => void;
+  /**
+   * Takes the caller's concurrency slot and a rate-limit token, or throws; returns the release.
+   * A promise only where deciding takes a round trip (a rate limit shared through Redis).
+   */
+  admit(caller: Caller): (() => void) | Promise<() => void>;
 }
 
 /** What a transport knows about the request it hands to the core. */
@@ -195,7 +198,8 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
   /** Answers one request. Throws {@link RpcError} for the client. */
   async handle(method: string, params: Record<string, unknown> | undefined, ctx: RequestContext): Promise<unknown> {
     const policy = this.#options.policy;
-    const release = policy && ctx.caller ? policy.admit(ctx.caller) : undefined;
+    const admitted = policy && ctx.caller ? policy.admit(ctx.caller) : undefined;
+    const release = typeof admitted === 'object' ? await admitted : admitted;
     try {
       const result = await this.#dispatch(method, params, ctx);
       return ctx.era === 'modern' ? modernResult(method, result) : result;

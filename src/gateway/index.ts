@@ -19,3 +19,9 @@ export {
   type AuthenticatorOptions,
 } from './auth.js';
 export { TenantPolicy, compileToolRule, type TenantPolicyOptions } from './tenants.js';
+export {
+  GlobalRateLimiter,
+  RATE_LIMIT_CHANNEL,
+  type GlobalRateLimiterOptions,
+  type RateLimitStateEvent,
+} from './rate-limit.js';

@@ -5,6 +5,7 @@ import type {
   ResolvedAlertsConfig,
   ResolvedAuthConfig,
   ResolvedBalanceConfig,
+  ResolvedRedisConfig,
   ResolvedTelemetryConfig,
   ResolvedTenantsConfig,
   ResolvedUpstreamConfig,
@@ -18,6 +19,7 @@ import { checkExposure, createAuthenticator, type Authenticator } from './auth.j
 import { GatewayCore, type AccessPolicy } from './core.js';
 import { HttpInbound, writeError } from './http.js';
 import { RpcCode, RpcError, toRpcError } from './rpc.js';
+import { GlobalRateLimiter } from './rate-limit.js';
 import { TenantPolicy } from './tenants.js';
 
 export interface GatewayOptions {
@@ -59,6 +61,11 @@ export interface GatewayOptions {
   tenants?: ResolvedTenantsConfig | undefined;
   /** Monotonic milliseconds for the tenants' token buckets. Default `performance.now()`. */
   clock?: { now(): number } | undefined;
+  /**
+   * The Redis the replicas share: with it, tenants' rate limits hold across every replica (see
+   * `rate-limit.ts`). Without it each replica enforces them on its own.
+   */
+  redis?: ResolvedRedisConfig | undefined;
   /** Alert thresholds, window and webhook. Default: the seed's `ALERT_THRESHOLDS`. */
   alerts?: ResolvedAlertsConfig | undefined;
   /** Metrics, dashboard, logs and traces. Default: all served, logs at `info`, no traces. */
@@ -129,8 +136,15 @@ export async function createGatewayCore(
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? '127.0.0.1';
-  const access = accessControl(options, host);
-  const core = await createGatewayCore({ ...options, policy: access.policy });
+  // The limiter's one warning per Redis outage goes to the gateway's log, which exists only later.
+  const log: { warn?: (message: string) => void } = {};
+  const access = accessControl(options, host, (message) =>
+    log.warn ? log.warn(message) : process.emitWarning(message),
+  );
+  const core = await createGatewayCore({ ...options, policy: access.policy }).catch(async (error: unknown) => {
+    await access.globalLimits?.close();
+    throw error;
+  });
   const upstreams = core.catalog.upstreams;
   const inbound = new HttpInbound(core, {
     maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024,
@@ -145,6 +159,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     upstreams.map((u) => u.factory),
     options,
   );
+  log.warn = (message) => observability.logger.warn(message);
 
   const route = (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?', 1)[0]!;
@@ -220,6 +235,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       server.closeAllConnections();
       await closed;
       await core.close();
+      await access.globalLimits?.close();
       await observability.close();
     })());
 
@@ -257,7 +273,12 @@ const ANONYMOUS_AUTH: ResolvedAuthConfig = Object.freeze({
 function accessControl(
   options: GatewayOptions,
   host: string,
-): { authenticate: Authenticator | undefined; policy: TenantPolicy | undefined } {
+  warn: (message: string) => void,
+): {
+  authenticate: Authenticator | undefined;
+  policy: TenantPolicy | undefined;
+  globalLimits?: GlobalRateLimiter | undefined;
+} {
   checkExposure(host, options.auth);
   const tenants = options.tenants;
   if (options.auth === undefined && tenants === undefined) return { authenticate: undefined, policy: undefined };
@@ -276,5 +297,11 @@ function accessControl(
   }
   const defined: Record<string, ResolvedTenantsConfig[string]> = Object.assign(Object.create(null) as object, tenants);
   if (auth.allowAnonymous && !Object.hasOwn(tenants, auth.anonymousTenant)) defined[auth.anonymousTenant] = {};
-  return { authenticate, policy: new TenantPolicy(defined, { clock: options.clock }) };
+  // Shared buckets only where a tenant has a rate limit: nobody else needs a Redis connection.
+  const limited = Object.values(tenants).some((rules) => rules.rateLimit !== undefined);
+  const globalLimits =
+    options.redis !== undefined && limited
+      ? new GlobalRateLimiter({ redis: options.redis, logger: { warn } })
+      : undefined;
+  return { authenticate, policy: new TenantPolicy(defined, { clock: options.clock, globalLimits }), globalLimits };
 }

@@ -5,11 +5,17 @@
 import type { ResolvedTenantConfig, ResolvedTenantsConfig } from '../config/index.js';
 import { RelayErrorCode } from '../errors/index.js';
 import type { AccessPolicy, Caller } from './core.js';
+import type { GlobalRateLimiter } from './rate-limit.js';
 import { RpcCode, RpcError } from './rpc.js';
 
 export interface TenantPolicyOptions {
   /** Milliseconds on a monotonic scale, for the token buckets; only differences matter. Default `performance.now()`. */
   clock?: { now(): number } | undefined;
+  /**
+   * The buckets shared by every replica (in Redis). With it, a tenant's `rateLimit` holds across
+   * replicas while Redis answers, and each replica's own bucket judges while it does not.
+   */
+  globalLimits?: GlobalRateLimiter | undefined;
 }
 
 type ToolRule = (upstream: string, name: string) => boolean;
@@ -19,6 +25,12 @@ const MAX_MEMO = 10_000;
 /** Floating-point slack of the token bucket, in tokens (and ms for the retry hint). */
 const SLACK = 1e-6;
 
+interface Rate {
+  readonly perMs: number;
+  readonly burst: number;
+  readonly requestsPerSecond: number;
+}
+
 interface TenantState {
   readonly name: string;
   readonly upstreams: ReadonlySet<string> | undefined;
@@ -26,7 +38,7 @@ interface TenantState {
   /** `upstream \0 tool` → allowed; list filtering asks about every tool on every `tools/list`. */
   readonly memo: Map<string, boolean>;
   readonly maxConcurrent: number;
-  readonly rate: { readonly perMs: number; readonly burst: number; readonly requestsPerSecond: number } | undefined;
+  readonly rate: Rate | undefined;
   inFlight: number;
   tokens: number;
   refilledAt: number;
@@ -46,14 +58,18 @@ interface TenantState {
  *   `RELAY_QUOTA_EXCEEDED`) rather than queued, so a tenant cannot hold the gateway's memory.
  * - `rateLimit`: a token bucket of `burst` tokens refilled at `requestsPerSecond`; a request
  *   finding it empty is refused (-32003, `RELAY_RATE_LIMITED`, `retryAfterMs`). A refused request
- *   takes no token and no slot.
+ *   takes no token and no slot. With `globalLimits` the bucket is shared by every replica and
+ *   `admit` answers with a promise for these tenants (one Redis round trip; see `rate-limit.ts`);
+ *   for every other tenant it stays synchronous.
  */
 export class TenantPolicy implements AccessPolicy {
   readonly #tenants = new Map<string, TenantState>();
   readonly #clock: { now(): number };
+  readonly #global: GlobalRateLimiter | undefined;
 
   constructor(tenants: ResolvedTenantsConfig, options: TenantPolicyOptions = {}) {
     this.#clock = options.clock ?? { now: () => performance.now() };
+    this.#global = options.globalLimits;
     const now = this.#clock.now();
     for (const name of Object.keys(tenants)) this.#tenants.set(name, tenantState(name, tenants[name]!, now));
   }
@@ -84,7 +100,7 @@ export class TenantPolicy implements AccessPolicy {
     return allowed;
   }
 
-  admit(caller: Caller): () => void {
+  admit(caller: Caller): (() => void) | Promise<() => void> {
     const tenant = this.#tenants.get(caller.tenant);
     if (tenant === undefined) {
       throw new RpcError(RpcCode.Refused, `Forbidden: tenant '${caller.tenant}' is not configured on this gateway`, {
@@ -101,28 +117,56 @@ export class TenantPolicy implements AccessPolicy {
     }
     const rate = tenant.rate;
     if (rate !== undefined) {
-      const now = this.#clock.now();
-      tenant.tokens = Math.min(rate.burst, tenant.tokens + Math.max(0, now - tenant.refilledAt) * rate.perMs);
-      tenant.refilledAt = now;
-      // Sums of fractional refills drift by ulps (0.999 + 0.001 < 1): judge with a little slack.
-      if (tenant.tokens < 1 - SLACK) {
-        const retryAfterMs = Math.max(1, Math.ceil((1 - tenant.tokens) / rate.perMs - SLACK));
-        throw new RpcError(
-          RpcCode.Refused,
-          `tenant '${tenant.name}' is over its rate limit of ${rate.requestsPerSecond} requests/s (burst ${rate.burst}); retry in ${retryAfterMs} ms`,
-          { relayCode: RelayErrorCode.RateLimited, tenant: tenant.name, retryAfterMs },
-        );
-      }
-      tenant.tokens = Math.max(0, tenant.tokens - 1);
+      const global = this.#global;
+      if (global?.connected === true) return this.#admitGlobally(tenant, rate, global);
+      this.#takeLocal(tenant, rate);
     }
     tenant.inFlight++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      tenant.inFlight--;
-    };
+    return releaser(tenant);
   }
+
+  /** The shared bucket decides; the slot is held while it is asked, so `max_concurrent` holds meanwhile. */
+  async #admitGlobally(tenant: TenantState, rate: Rate, global: GlobalRateLimiter): Promise<() => void> {
+    tenant.inFlight++;
+    const waitMs = await global.take(tenant.name, rate.perMs, rate.burst);
+    try {
+      if (waitMs === undefined) this.#takeLocal(tenant, rate);
+      else if (waitMs > 0) throw rateLimited(tenant, rate, waitMs);
+    } catch (error) {
+      tenant.inFlight--;
+      throw error;
+    }
+    return releaser(tenant);
+  }
+
+  /** This replica's own bucket: takes a token or throws `RELAY_RATE_LIMITED`. */
+  #takeLocal(tenant: TenantState, rate: Rate): void {
+    const now = this.#clock.now();
+    tenant.tokens = Math.min(rate.burst, tenant.tokens + Math.max(0, now - tenant.refilledAt) * rate.perMs);
+    tenant.refilledAt = now;
+    // Sums of fractional refills drift by ulps (0.999 + 0.001 < 1): judge with a little slack.
+    if (tenant.tokens < 1 - SLACK) {
+      throw rateLimited(tenant, rate, Math.max(1, Math.ceil((1 - tenant.tokens) / rate.perMs - SLACK)));
+    }
+    tenant.tokens = Math.max(0, tenant.tokens - 1);
+  }
+}
+
+function releaser(tenant: TenantState): () => void {
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    tenant.inFlight--;
+  };
+}
+
+function rateLimited(tenant: TenantState, rate: Rate, retryAfterMs: number): RpcError {
+  return new RpcError(
+    RpcCode.Refused,
+    `tenant '${tenant.name}' is over its rate limit of ${rate.requestsPerSecond} requests/s (burst ${rate.burst}); retry in ${retryAfterMs} ms`,
+    { relayCode: RelayErrorCode.RateLimited, tenant: tenant.name, retryAfterMs },
+  );
 }
 
 function tenantState(name: string, config: ResolvedTenantConfig, now: number): TenantState {
