@@ -10,10 +10,17 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { after, before, describe, test } from 'node:test';
 
 import { resolveRedisSection, type ResolvedTenantsConfig } from '../src/config/index.js';
-import { GlobalRateLimiter, TenantPolicy, type Caller } from '../src/gateway/index.js';
+import {
+  GlobalRateLimiter,
+  RATE_LIMIT_CHANNEL,
+  TenantPolicy,
+  type Caller,
+  type RateLimitStateEvent,
+} from '../src/gateway/index.js';
 import { redisAnswers, removeRedisKeys, startOwnRedis, type OwnRedis } from './helpers/redis.js';
 import type { RpcError } from '../src/gateway/rpc.js';
 
@@ -71,6 +78,19 @@ async function tryAdmit(policy: TenantPolicy, tenant: string): Promise<boolean> 
     assert.ok(typeof retryAfterMs === 'number' && retryAfterMs >= 1, `retryAfterMs ${String(retryAfterMs)}`);
     return false;
   }
+}
+
+/** Resolves after `count` state events of the shared buckets (every limiter of this process). */
+function events(state: RateLimitStateEvent['state'], count: number): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = 0;
+    const listener = (message: unknown): void => {
+      if ((message as RateLimitStateEvent).state !== state || ++seen < count) return;
+      diagnosticsChannel.unsubscribe(RATE_LIMIT_CHANNEL, listener);
+      resolve();
+    };
+    diagnosticsChannel.subscribe(RATE_LIMIT_CHANNEL, listener);
+  });
 }
 
 /** Waits (bounded) until `check` holds, polling every 10 ms. */
@@ -137,9 +157,11 @@ void describe('rate limits shared through Redis', () => {
       assert.equal(await admittedBy(a, 5), 5);
       assert.equal(await admittedBy(b, 3), 0, 'shared: A emptied the bucket B uses');
 
+      const downs = events('down', 2);
       await redis.stop();
+      await downs;
       const [ra, rb] = [a, b];
-      await until(() => !ra.limiter.connected && !rb.limiter.connected, 'both replicas to see Redis down');
+      assert.ok(!ra.limiter.connected && !rb.limiter.connected, 'both replicas see Redis down');
       // Local buckets (never used while shared) hold the full burst: requests keep being admitted.
       assert.equal(await admittedBy(a, 8), 5, "A's own bucket admits its burst, then refuses");
       assert.equal(await admittedBy(b, 8), 5, "B's own bucket too");
@@ -147,7 +169,9 @@ void describe('rate limits shared through Redis', () => {
       assert.equal(b.warnings.length, 1, b.warnings.join('\n'));
       assert.match(a.warnings[0]!, /Redis at redis:\/\/127\.0\.0\.1:\d+\/? is unreachable .*enforced by each replica/);
 
+      const ups = events('up', 2);
       restarted = await startOwnRedis(redis.port);
+      await ups;
       await until(() => ra.limiter.connected && rb.limiter.connected, 'both replicas to reconnect');
       // The restarted Redis has a full shared bucket again (no persistence): 5 across A and B.
       const together = (await admittedBy(a, 3)) + (await admittedBy(b, 6));
