@@ -24,6 +24,8 @@ import {
   type InProcessHttpFixture,
 } from './fixtures/index.js';
 import {
+  assertAllEnded,
+  assertBaseline,
   counterViolations,
   describeResources,
   firstFailures,
@@ -38,9 +40,6 @@ import {
   summarize,
   waitForChildren,
   waitForExit,
-  wrongAnswers,
-  type LoadRecord,
-  type Resources,
 } from './helpers/faults.js';
 import { freePort } from './helpers/redis.js';
 import { startReplicas } from './helpers/replicas.js';
@@ -59,41 +58,6 @@ const BOUNDS = { timeout: '6s', max_retries: 1, retry_delay: '50ms', connection_
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-faults-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** The resources check of every fault: back to the baseline, with room for a few sockets in flux. */
-async function assertBaseline(pid: number, baseline: Resources, children: number): Promise<Resources> {
-  const fdSlack = 4;
-  const rssLimit = Math.max(baseline.rssBytes * 1.5, baseline.rssBytes + 64 * 1048576);
-  const settled = (r: Resources) =>
-    r.fds <= baseline.fds + fdSlack && r.children.length === children && r.zombies.length === 0;
-  const now = await resourcesWhen(pid, settled, 15_000);
-  const report = describeResources(now, baseline);
-  assert.ok(now.fds <= baseline.fds + fdSlack, `file descriptors back to the baseline: ${report}`);
-  assert.equal(now.children.length, children, `child processes back to the baseline: ${report}`);
-  assert.deepEqual(now.zombies, [], `no unreaped children: ${report}`);
-  assert.ok(now.rssBytes <= rssLimit, `memory within bound: ${report}`);
-  return now;
-}
-
-/** Every call ended before its deadline, with a result or an error carrying a relay code. */
-function assertAllEnded(records: readonly LoadRecord[]): void {
-  const hung = records.filter((r) => r.outcome.kind === 'hung');
-  assert.deepEqual(
-    hung.map((r) => r.index),
-    [],
-    `calls that did not end within ${DEADLINE_MS} ms; ${summarize(records)}`,
-  );
-  for (const { outcome, index, tool } of records) {
-    if (outcome.kind === 'error') {
-      assert.ok(
-        outcome.relayCode !== undefined,
-        `#${index} ${tool}: error without a relay code: ${outcome.error.message}`,
-      );
-      assert.ok(outcome.error.message.length > 0);
-    }
-  }
-  assert.deepEqual(wrongAnswers(records), []);
-}
 
 test('a stdio upstream process SIGKILLed under load: calls end by their deadline, counter never runs twice, the gateway respawns it and returns to its baseline', async (t) => {
   const ledger = join(dir, 'stdio.ledger');
@@ -160,7 +124,7 @@ test('a stdio upstream process SIGKILLed under load: calls end by their deadline
     await client.close();
     t.diagnostic(`under the kill: ${summarize(records)}; the slot was refilled by call ${refilledAt}`);
 
-    assertAllEnded(records);
+    assertAllEnded(records, DEADLINE_MS);
     const failed = records.filter((r) => r.outcome.kind !== 'result');
     for (const { outcome } of failed) {
       assert.equal(outcome.kind === 'error' && outcome.relayCode, 'RELAY_UPSTREAM_UNAVAILABLE', firstFailures(failed));
@@ -248,7 +212,7 @@ test('a sessionful HTTP upstream SIGKILLed, then restarted on its port: clear er
     await client.close();
     t.diagnostic(`under the kill and restart: ${summarize(records)}`);
 
-    assertAllEnded(records);
+    assertAllEnded(records, DEADLINE_MS);
     for (const { outcome } of records) {
       if (outcome.kind === 'error')
         assert.equal(outcome.relayCode, 'RELAY_UPSTREAM_UNAVAILABLE', outcome.error.message);

@@ -7,10 +7,11 @@
  *
  * Linux only (/proc). Nothing here ends a process the caller did not name by pid.
  */
+import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import net, { type AddressInfo, type Socket } from 'node:net';
 
-import { Pool } from 'undici';
+import { Pool, request } from 'undici';
 
 // ---------------------------------------------------------------------------------------------
 // Processes and their resources (/proc)
@@ -506,4 +507,75 @@ export function counterViolations(records: readonly LoadRecord[], ledger: Ledger
   for (const by of ledger.runs.keys())
     if (!asked.has(by)) violations.push(`a counter run with by=${by} nobody asked for`);
   return violations;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assertions every fault test makes
+
+/**
+ * The resources check of every fault: within 15 s of the load's end, `pid` holds no more file
+ * descriptors than at its baseline (plus 4: sockets a keep-alive pool may still hold), exactly
+ * `children` running children and no zombie, and an RSS within 1.5× (or +64 MB) of its baseline.
+ */
+export async function assertBaseline(pid: number, baseline: Resources, children: number): Promise<Resources> {
+  const fdSlack = 4;
+  const rssLimit = Math.max(baseline.rssBytes * 1.5, baseline.rssBytes + 64 * 1048576);
+  const settled = (r: Resources) =>
+    r.fds <= baseline.fds + fdSlack && r.children.length === children && r.zombies.length === 0;
+  const now = await resourcesWhen(pid, settled, 15_000);
+  const report = describeResources(now, baseline);
+  assert.ok(now.fds <= baseline.fds + fdSlack, `file descriptors back to the baseline: ${report}`);
+  assert.equal(now.children.length, children, `child processes back to the baseline: ${report}`);
+  assert.deepEqual(now.zombies, [], `no unreaped children: ${report}`);
+  assert.ok(now.rssBytes <= rssLimit, `memory within bound: ${report}`);
+  return now;
+}
+
+/** Every call ended before its deadline, with a result or an error carrying a relay code. */
+export function assertAllEnded(records: readonly LoadRecord[], deadlineMs: number): void {
+  const hung = records.filter((r) => r.outcome.kind === 'hung');
+  assert.deepEqual(
+    hung.map((r) => r.index),
+    [],
+    `calls that did not end within ${deadlineMs} ms; ${summarize(records)}`,
+  );
+  for (const { outcome, index, tool } of records) {
+    if (outcome.kind === 'error') {
+      assert.ok(
+        outcome.relayCode !== undefined,
+        `#${index} ${tool}: error without a relay code: ${outcome.error.message}`,
+      );
+      assert.ok(outcome.error.message.length > 0);
+    }
+  }
+  assert.deepEqual(wrongAnswers(records), []);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gateway's own view, from /metrics
+
+/** The value of one Prometheus sample at `<base>/metrics`, matched by name and labels; undefined when absent. */
+export async function metric(
+  base: string,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number | undefined> {
+  const response = await request(`${base}/metrics`);
+  const text = await response.body.text();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (!Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`))) continue;
+    return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return undefined;
+}
+
+/** Polls `check` every 100 ms until it is true or `timeoutMs` passed; returns whether it became true. */
+export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<boolean> {
+  const until = performance.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (performance.now() > until) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
