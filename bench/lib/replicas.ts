@@ -1,40 +1,13 @@
 /**
- * Gateway replicas for benchmarks: `mcp-relay serve` child processes on one config, a Redis of the
- * benchmark's own (so it can be stopped and started), a checked stateless `echo` client, the cache
- * counters read from each replica's `/metrics`, and the pid of a replica's stdio upstream (to
- * SIGKILL it).
+ * What a benchmark needs around gateway replicas (started by test/helpers/replicas.ts): a checked
+ * stateless `echo` client for any replica, the cache counters read from each replica's `/metrics`,
+ * and the pid of a replica's stdio upstream (to SIGKILL it).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-import { createClient } from 'redis';
 import { Pool } from 'undici';
 
-import { freePort, startChildServer, type ChildServer } from './child.js';
 import { processTree } from './cpu.js';
-
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(REPO, 'src/cli/main.ts');
-/** What `mcp-relay serve` prints before its URL (src/cli/serve.ts). */
-const GATEWAY_PREFIX = 'mcp-relay gateway listening on';
-const START_TIMEOUT_MS = 20_000;
-
-/** One `mcp-relay serve --config <file> --port 0` in a child process. */
-export interface GatewayProcess extends ChildServer {
-  /** `http://127.0.0.1:<port>`, without `/mcp`. */
-  base: string;
-}
-
-export async function startGatewayProcess(configPath: string): Promise<GatewayProcess> {
-  const child = await startChildServer(
-    process.execPath,
-    ['--import', 'tsx', CLI, 'serve', '--config', configPath, '--port', '0'],
-    GATEWAY_PREFIX,
-  );
-  return { ...child, base: child.url.replace(/\/mcp$/, '') };
-}
 
 /**
  * The stdio upstream child of a gateway whose environment holds `BENCH_ROLE=<role>` (the config
@@ -49,78 +22,6 @@ export function upstreamPid(gatewayPid: number, role: string): number | undefine
     }
   }
   return undefined;
-}
-
-// ---------------------------------------------------------------------------------------------
-// A Redis of our own
-
-/** `redis-server` on a free loopback port, no persistence; `kill` and `start` are the faults. */
-export class OwnRedis {
-  readonly port: number;
-  #child: ChildProcess | undefined;
-  #exited: Promise<void> = Promise.resolve();
-
-  private constructor(port: number) {
-    this.port = port;
-  }
-
-  static async start(): Promise<OwnRedis> {
-    const redis = new OwnRedis(await freePort());
-    await redis.start();
-    return redis;
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  get running(): boolean {
-    return this.#child !== undefined;
-  }
-
-  /** Starts it (again, on the same port) and resolves once it answers PING. */
-  async start(): Promise<void> {
-    if (this.#child) return;
-    const child = spawn(
-      'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      { stdio: 'ignore' },
-    );
-    this.#child = child;
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    const deadline = performance.now() + START_TIMEOUT_MS;
-    for (;;) {
-      if (await answers(this.url)) return;
-      if (child.exitCode !== null || performance.now() > deadline) {
-        await this.kill();
-        throw new Error(`redis-server on port ${this.port} did not answer PING (is redis-server installed?)`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-
-  /** SIGKILL, as a crash would: nothing is saved (nothing is configured to be). */
-  async kill(): Promise<void> {
-    const child = this.#child;
-    if (!child) return;
-    this.#child = undefined;
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await this.#exited;
-  }
-}
-
-async function answers(url: string): Promise<boolean> {
-  const client = createClient({ url, socket: { connectTimeout: 500, reconnectStrategy: false } });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    await client.ping();
-    await client.close();
-    return true;
-  } catch {
-    if (client.isOpen) client.destroy();
-    return false;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -149,8 +50,11 @@ export class EchoClient {
   readonly #pools: Pool[];
   #nextId = 1;
 
-  constructor(bases: readonly string[], connections: number) {
-    this.#pools = bases.map((base) => new Pool(base, { connections, pipelining: 1 }));
+  /** `deadlineMs`: a call with no complete answer by then fails (undici's headers and body timeouts). */
+  constructor(bases: readonly string[], connections: number, deadlineMs: number) {
+    this.#pools = bases.map(
+      (base) => new Pool(base, { connections, pipelining: 1, headersTimeout: deadlineMs, bodyTimeout: deadlineMs }),
+    );
   }
 
   async echo(replica: number, upstream: string, text: string): Promise<void> {
@@ -190,7 +94,7 @@ export interface CacheCounts {
  * gateway, not inferred from latency.
  */
 export async function cacheCounts(base: string, upstream: string): Promise<CacheCounts> {
-  const pool = new Pool(base, { connections: 1 });
+  const pool = new Pool(base, { connections: 1, headersTimeout: 10_000, bodyTimeout: 10_000 });
   try {
     const response = await pool.request({ path: '/metrics', method: 'GET' });
     const text = await response.body.text();
