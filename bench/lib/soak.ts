@@ -29,10 +29,13 @@
  * and sessions open; that is paid once, whatever the run's length, and is not a leak. A leak grows
  * with the calls served, which is what comparing the start of the held window with its end sees.
  * And each end is read right after a full garbage collection (the gateway runs with
- * `--expose-gc` and [gc-on-signal.ts](gc-on-signal.ts) preloaded; SIGUSR2 asks for one), three
- * readings a second apart, median: under load the gateway's raw RSS saws with V8's major GC cycle
- * (156-235 MiB in a trial run, a period over a minute), so two raw samples would say more about
- * where in that cycle they fell than about a leak. The raw samples are reported too (peak, cold).
+ * `--expose-gc` and [gc-on-signal.ts](gc-on-signal.ts) preloaded; SIGUSR2 asks for one), the
+ * lowest of three readings a second apart: under load the gateway's raw RSS saws with V8's major
+ * GC cycle (156-235 MiB in a trial run, a period over a minute), so two raw samples would say more
+ * about where in that cycle they fell than about a leak. The lowest of three, because V8 hands the
+ * pages a collection freed back to the system over the next moments (a trial: 187, 179, 169 MiB
+ * after three collections a second apart, 43 MiB of heap in use each time); what stays after
+ * several is what the process holds. The raw samples are reported too (peak, cold).
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -45,7 +48,6 @@ import { processHandles, sampleProcess, type ProcessHandles, type ProcessSample 
 import { HttpLoadGenerator, type LoadTarget, type MixResult } from './http-load.js';
 import { machineInfo, type MachineInfo } from './machine.js';
 import { bytes, duration, opsPerSec } from './report.js';
-import { median } from './stats.js';
 import type { BudgetResult, SuiteResult } from './types.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -138,13 +140,13 @@ export interface SoakReport {
   /** Post-GC readings: three at the start of the held window, one every `gcEveryMs`, three at its end. */
   collected: CollectedMemory[];
   rss: {
-    /** Post-GC RSS at the start of the held window (median of three readings). */
+    /** Post-GC RSS at the start of the held window (lowest of three readings). */
     start: number;
-    /** Post-GC RSS at its end (median of three). */
+    /** Post-GC RSS at its end (lowest of three). */
     end: number;
     /** (end − start) / start. */
     growth: number;
-    /** Post-GC heap in use at the start and end (medians), for where growth would come from. */
+    /** Post-GC heap in use at the start and end (lowest of three), for where growth would come from. */
     heapStart: number;
     heapEnd: number;
     /** Highest raw sample, GC cycle included. */
@@ -306,12 +308,8 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakReport> {
     if (opts.http)
       specs.push({ name: 'http', url: `${base}/mcp/demo-http`, era: 'modern', slots: SLOTS, texts: 'distinct' });
     const names = specs.map((spec) => spec.name);
-    const openAll = async () => {
-      for (const spec of specs) await load.open(spec);
-    };
-    const closeAll = async () => {
-      for (const name of names) await load.closeTarget(name, { endSessions: true });
-    };
+    const openAll = () => Promise.all(specs.map((spec) => load.open(spec)));
+    const closeAll = () => Promise.all(names.map((name) => load.closeTarget(name, { endSessions: true })));
 
     await openAll();
     await load.mix({ targets: names, concurrency: opts.capacityConcurrency, durationMs: 1000 });
@@ -390,14 +388,14 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakReport> {
     if (collected.length < 6) throw new Error(`soak: ${collected.length} post-GC readings, expected at least 6`);
     const first = collected.slice(0, 3);
     const last = collected.slice(-3);
-    const rssStart = median(first.map((m) => m.rss));
-    const rssEnd = median(last.map((m) => m.rss));
+    const rssStart = Math.min(...first.map((m) => m.rss));
+    const rssEnd = Math.min(...last.map((m) => m.rss));
     const rss = {
       start: rssStart,
       end: rssEnd,
       growth: (rssEnd - rssStart) / rssStart,
-      heapStart: median(first.map((m) => m.heapUsed)),
-      heapEnd: median(last.map((m) => m.heapUsed)),
+      heapStart: Math.min(...first.map((m) => m.heapUsed)),
+      heapEnd: Math.min(...last.map((m) => m.heapUsed)),
       peak: Math.max(...samples.map((s) => s.rssBytes)),
     };
     const peak: ProcessHandles = {
@@ -577,7 +575,7 @@ export function soakSuiteResult(report: SoakReport): SuiteResult {
           ['peak during load (raw samples)', bytes(rss.peak), '', ...counts(handles.peak)],
           [`idle after load (${duration(handles.settledAfterMs)} after it stopped)`, '', '', ...counts(handles.after)],
         ],
-        note: `Handles sampled every ${duration(report.options.sampleEveryMs)} from /proc/<pid> (${held.length} samples in the held window; start and end rows show the first and last); memory after a full GC is the median of three readings a second apart. 1-min load average ${report.machine.loadAverage.toFixed(2)} at the start, ${report.loadAverageEnd.toFixed(2)} at the end of the held window.`,
+        note: `Handles sampled every ${duration(report.options.sampleEveryMs)} from /proc/<pid> (${held.length} samples in the held window; start and end rows show the first and last); memory after a full GC is the lowest of three readings a second apart. 1-min load average ${report.machine.loadAverage.toFixed(2)} at the start, ${report.loadAverageEnd.toFixed(2)} at the end of the held window.`,
       },
     ],
     budgets: report.criteria,
