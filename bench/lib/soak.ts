@@ -20,7 +20,7 @@
  * The workload: one call in turn to each target, every call `tools/call` of `echo`, every answer
  * checked: cached hits (16 repeated texts, stateless 2026-07-28 requests to the stdio upstream,
  * `cache.tools: [echo]`), misses that are then stored and later evicted (distinct texts over 2025
- * sessions to the same upstream; `cache_size` 1000 keeps the cache full and evicting), and
+ * sessions to the same upstream; `cache_size` 256 keeps the cache full and evicting), and
  * pass-through calls to the HTTP upstream (not cached, distinct texts). A third each.
  *
  * **How RSS growth is measured, and from when.** From the start of the held window (after the
