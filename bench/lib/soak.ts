@@ -8,8 +8,9 @@
  *    per second, so the load scales with the machine it runs on (and with what the neighbours
  *    leave of it).
  * 2. **Handle baseline**: the load's connections are closed and its sessions ended (DELETE); once
- *    the gateway's descriptor count has been still for a while, its fds, sockets and children are
- *    the baseline. Taken after the capacity run, so that every pool, child and lazily opened
+ *    the gateway's descriptor count has been still for 1.5 s, its fds, sockets and children are
+ *    the baseline (connections to the HTTP upstream are counted apart: its pool keeps idle ones
+ *    for seconds and bounds them by `connection_pool_size`, which is checked instead). Taken after the capacity run, so that every pool, child and lazily opened
  *    handle exists already: what is counted later is what load adds and does not give back.
  * 3. **Warm-up**, then **hold**: open-loop load at the target rate (calls started on schedule from
  *    the load generator's own process, whatever the answers take), first for `warmupMs`, then for
