@@ -3,8 +3,10 @@
  * alerts, logs and (optionally) traces. The gateway makes one for its upstreams; a library user
  * makes one with {@link createTelemetry} and `watch()`es the factories they want measured.
  */
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { request } from 'undici';
 
+import { CACHE_CHANNELS, type CacheInvalidateEvent } from '../cache/index.js';
 import { callTracing, type CallTraceContext } from '../proxy/events.js';
 import type { ProxyFactory } from '../proxy/factory.js';
 import { AlertEngine, type Alert, type AlertEngineOptions } from './alerts.js';
@@ -91,6 +93,7 @@ export class Telemetry implements AsyncDisposable {
   readonly #watched = new Map<ProxyFactory, FactoryRecorder>();
   readonly #webhook: AlertWebhookOptions | undefined;
   readonly #onError: (message: unknown) => void;
+  readonly #onRemoteInvalidation: (message: unknown) => void;
   readonly #pendingWebhooks = new Set<Promise<void>>();
   readonly #stopAdopting: (() => void) | undefined;
   #closed = false;
@@ -133,6 +136,15 @@ export class Telemetry implements AsyncDisposable {
       );
     };
     callTracing.error.subscribe(this.#onError);
+    // When another replica's invalidation arrived (over Redis pub/sub), at debug level: how fast
+    // invalidations spread across replicas can be read off the logs' timestamps.
+    this.#onRemoteInvalidation = (message) => {
+      const event = message as CacheInvalidateEvent;
+      if (event.source !== 'remote' || !this.logger.isLevelEnabled('debug')) return;
+      const { group, method, name, prefix, entries } = event;
+      this.logger.debug({ group, method, name, prefix, entries }, 'cache invalidated by another process');
+    };
+    diagnosticsChannel.subscribe(CACHE_CHANNELS.invalidate, this.#onRemoteInvalidation);
     const adopt = options.adopt;
     this.#stopAdopting =
       adopt === undefined
@@ -240,6 +252,7 @@ export class Telemetry implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     callTracing.error.unsubscribe(this.#onError);
+    diagnosticsChannel.unsubscribe(CACHE_CHANNELS.invalidate, this.#onRemoteInvalidation);
     this.#stopAdopting?.();
     this.alerts?.stop();
     this.resources?.stop();
