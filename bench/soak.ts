@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 
 import { parseDuration } from '../src/config/index.js';
 import { renderConsole, renderSection, updateResultsFile, writeJson } from './lib/report.js';
-import { runSoak, soakSuiteResult, type SoakOptions } from './lib/soak.js';
+import { resolveSoakOptions, runSoak, soakSuiteResult, type SoakOptions } from './lib/soak.js';
 
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 
@@ -27,33 +27,46 @@ const USAGE = `usage: npm run soak -- [--duration D] [--warmup D] [--capacity D]
 const DESCRIPTION =
   'The gateway held at 80 % of its measured capacity (cached, uncached and pass-through calls) while its RSS, file descriptors and child processes are sampled: `npm run soak`.';
 
+/** A command line that cannot run: its message and the usage are printed, without a stack. */
+class UsageError extends Error {}
+
+function parseCommandLine(started: number): { help: boolean; record: boolean; options: SoakOptions } {
+  try {
+    const { values } = parseArgs({
+      options: {
+        duration: { type: 'string' },
+        warmup: { type: 'string' },
+        capacity: { type: 'string' },
+        sample: { type: 'string' },
+        'no-http': { type: 'boolean', default: false },
+        record: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+    const ms = (flag: string, value: string | undefined) =>
+      value === undefined ? undefined : parseDuration(value, `--${flag}`, { minMs: 1 });
+    const options: SoakOptions = {
+      durationMs: ms('duration', values.duration),
+      warmupMs: ms('warmup', values.warmup),
+      capacityMs: ms('capacity', values.capacity),
+      sampleEveryMs: ms('sample', values.sample),
+      http: !values['no-http'],
+      log: (line) => process.stderr.write(`[soak ${((performance.now() - started) / 1000).toFixed(1)} s] ${line}\n`),
+    };
+    resolveSoakOptions(options);
+    return { help: values.help, record: values.record, options };
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+}
+
 async function main(): Promise<number> {
   const started = performance.now();
-  const { values } = parseArgs({
-    options: {
-      duration: { type: 'string' },
-      warmup: { type: 'string' },
-      capacity: { type: 'string' },
-      sample: { type: 'string' },
-      'no-http': { type: 'boolean', default: false },
-      record: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
+  const { help, record, options } = parseCommandLine(started);
+  if (help) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const ms = (flag: string, value: string | undefined) =>
-    value === undefined ? undefined : parseDuration(value, `--${flag}`, { minMs: 1 });
-  const options: SoakOptions = {
-    durationMs: ms('duration', values.duration),
-    warmupMs: ms('warmup', values.warmup),
-    capacityMs: ms('capacity', values.capacity),
-    sampleEveryMs: ms('sample', values.sample),
-    http: !values['no-http'],
-    log: (line) => process.stderr.write(`[soak ${((performance.now() - started) / 1000).toFixed(1)} s] ${line}\n`),
-  };
   const report = await runSoak(options);
   const result = soakSuiteResult(report);
   process.stdout.write(`${renderConsole('soak', result)}\n`);
@@ -64,7 +77,7 @@ async function main(): Promise<number> {
   const jsonPath = join(BENCH_DIR, 'results', `soak-${report.machine.date.replaceAll(':', '-')}.json`);
   await writeJson(jsonPath, report);
   process.stdout.write(`wrote ${jsonPath}\n`);
-  if (values.record) {
+  if (record) {
     const resultsFile = join(BENCH_DIR, 'RESULTS.md');
     await updateResultsFile(
       resultsFile,
@@ -86,6 +99,10 @@ async function main(): Promise<number> {
 try {
   process.exitCode = await main();
 } catch (error) {
-  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    error instanceof UsageError
+      ? `${error.message}\n${USAGE}\n`
+      : `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exitCode = 2;
 }

@@ -169,7 +169,8 @@ export interface SoakReport {
   pass: boolean;
 }
 
-function resolveOptions(options: SoakOptions): ResolvedSoakOptions {
+/** The options with their defaults; throws, naming the option, on a value that cannot run. */
+export function resolveSoakOptions(options: SoakOptions): ResolvedSoakOptions {
   const durationMs = positive('durationMs', options.durationMs ?? 600_000);
   const resolved: ResolvedSoakOptions = {
     durationMs,
@@ -269,7 +270,7 @@ async function collectedMemory(pid: number, report: string, seen: number): Promi
 
 /** Runs the soak and returns its figures and verdicts; every process it started is stopped. */
 export async function runSoak(options: SoakOptions = {}): Promise<SoakReport> {
-  const opts = resolveOptions(options);
+  const opts = resolveSoakOptions(options);
   const log = options.log ?? (() => undefined);
   const machine = machineInfo();
   const wallStart = performance.now();
