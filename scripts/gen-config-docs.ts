@@ -34,6 +34,8 @@ import {
   relayConfigJsonSchema,
   upstreamShape,
   type FieldMeta,
+  serverSectionSchema,
+  sessionsSectionSchema,
 } from '../src/config/index.js';
 
 export const DOCS_PATH = fileURLToPath(new URL('../docs/config.md', import.meta.url));
@@ -158,6 +160,8 @@ export async function renderConfigDocs(): Promise<string> {
   const telemetryJson = json.properties?.telemetry ?? {};
   const balanceJson = json.properties?.balance ?? {};
   const balanceNode = (key: string): JsonSchema => objectVariant(balanceJson.properties?.[key] ?? {});
+  const serverJson = json.properties?.server ?? {};
+  const sessionsJson = serverJson.properties?.sessions ?? {};
 
   const markdown = `# Configuration reference
 
@@ -426,6 +430,39 @@ ${sectionTable(balanceSubsectionShapes.budget, balanceNode('budget'))}
 \`balance.queue\`:
 
 ${sectionTable(balanceSubsectionShapes.queue, balanceNode('queue'))}
+
+## \`server\`
+
+Where and how the gateway (\`mcp-relay serve\`) listens; the command line's \`--host\` and
+\`--port\` override it.
+
+\`\`\`yaml
+server:
+  host: 0.0.0.0
+  port: 8080
+  sessions:
+    secret: "\${MCP_RELAY_SESSION_SECRET}"
+    max_age: 24h
+    redis: { url: redis://redis.internal:6379 }
+\`\`\`
+
+${sectionTable(serverSectionSchema.shape, serverJson)}
+
+\`server.sessions\` (2025-06-18 / 2025-11-25 clients; the 2026-07-28 revision has no sessions):
+
+${sectionTable(sessionsSectionSchema.shape, sessionsJson)}
+
+\`server.sessions.redis\`:
+
+${sectionTable(sessionsSectionSchema.shape.redis.unwrap().shape, objectVariant(sessionsJson.properties?.redis ?? {}))}
+
+A session id is sealed: signed with \`secret\` (HMAC-SHA256) over its protocol version, scope,
+issue time and the caller who opened it, so any replica with the same secret takes a session up
+on its first request there, and another caller's id is refused (404) like an unknown one. What a
+session holds besides its id stays on the replica that holds it: resource subscriptions, the GET
+stream, and requests relayed to the client (sampling, elicitation), whose answers must reach the
+replica that asked. Clients that use those should be routed by \`Mcp-Session-Id\` (sticky
+sessions) in front of several replicas.
 
 ## Durations
 

@@ -854,7 +854,38 @@ describe('server section', () => {
       allowedOrigins: [],
       namespacing: 'on_collision',
       pageSize: 500,
+      sessions: { maxAgeMs: 24 * 3_600_000, idleMs: 30 * 60_000 },
     });
+  });
+
+  test('server.sessions: the secret from ${ENV}, durations in ms, redis with its defaults', () => {
+    const secret = 'a-session-secret-of-more-than-32-chars';
+    const config = parseConfigText(
+      'server:\n  sessions:\n    secret: ${SESSION_SECRET}\n    max_age: 2h\n    idle_timeout: 90\n' +
+        '    redis: { url: redis://127.0.0.1:6379 }\nupstreams:\n  a:\n    server_url: http://127.0.0.1:9000/mcp\n',
+      { env: { SESSION_SECRET: secret } },
+    );
+    assert.deepEqual(config.server.sessions, {
+      secret,
+      maxAgeMs: 7_200_000,
+      idleMs: 90_000,
+      redis: { url: 'redis://127.0.0.1:6379', prefix: 'mcp-relay:sessions:', timeoutMs: 250 },
+    });
+  });
+
+  test('a short session secret fails naming the field and the minimum, never the value', () => {
+    assert.throws(
+      () =>
+        parseConfigText(
+          'server:\n  sessions:\n    secret: hunter2\nupstreams:\n  a:\n    server_url: http://127.0.0.1:9000/mcp\n',
+        ),
+      (error: unknown) => {
+        const message = (error as Error).message;
+        assert.match(message, /server\.sessions\.secret: expected a secret of at least 32 characters/);
+        assert.doesNotMatch(message, /hunter2/);
+        return true;
+      },
+    );
   });
 
   test('a port out of range fails naming the field, the value and the range', () => {

@@ -37,6 +37,7 @@ export async function startFromFlags(flags: ServeFlags): Promise<{ gateway: Gate
     allowedOrigins: config.server.allowedOrigins,
     namespacing: config.server.namespacing,
     pageSize: config.server.pageSize,
+    sessions: config.server.sessions,
     auth: config.auth,
     tenants: config.tenants,
     redis: config.redis,

@@ -67,10 +67,14 @@ export {
   type ResolvedRedisConfig,
 } from './redis.js';
 export {
+  MIN_SESSION_SECRET_LENGTH,
   SERVER_DEFAULTS,
+  SESSIONS_DEFAULTS,
   resolveServerSection,
   serverSectionSchema,
+  sessionsSectionSchema,
   type ResolvedServerConfig,
+  type ResolvedSessionsConfig,
   type ServerSection,
 } from './server.js';
 export {

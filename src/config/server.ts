@@ -1,6 +1,67 @@
 import * as z from 'zod';
+import { duration, MAX_TIMER_MS } from './duration.js';
 
 const expectedPort = 'expected a port number from 0 to 65535 (0 picks a free port)';
+
+/** Shortest session secret accepted: 32 characters, as for an HS256 key. */
+export const MIN_SESSION_SECRET_LENGTH = 32;
+const REDIS_URL_EXPECTATION = 'expected a redis:// or rediss:// URL';
+
+/**
+ * `server.sessions`: the legacy (2025, sessionful) sessions. Their ids are sealed (HMAC-signed),
+ * so any replica holding the same secret can take a session over; see `gateway/sessions.ts`.
+ */
+export const sessionsSectionSchema = z.strictObject(
+  {
+    secret: z
+      .string({ error: `expected a secret of at least ${MIN_SESSION_SECRET_LENGTH} characters` })
+      .min(MIN_SESSION_SECRET_LENGTH, {
+        error: `expected a secret of at least ${MIN_SESSION_SECRET_LENGTH} characters`,
+      })
+      .optional()
+      .meta({
+        description: `Key that signs session ids (HMAC-SHA256), at least ${MIN_SESSION_SECRET_LENGTH} characters; write it as \${MCP_RELAY_SESSION_SECRET} rather than in the file. Every replica behind one load balancer must share it: then a session opened on one replica continues on any other. Without it each process draws a random key at start, so its sessions are valid on that process only (one replica, or sticky routing by Mcp-Session-Id). Never logged.`,
+      }),
+    max_age: duration({ minMs: 1_000, maxMs: Number.MAX_SAFE_INTEGER }).optional().meta({
+      description:
+        'Absolute lifetime of a session from its initialize, however busy it is: after it every replica answers 404 and the client opens a new session. Default 24h.',
+      unit: 's, or ms/s/m/h',
+    }),
+    idle_timeout: duration({ minMs: 1_000, maxMs: MAX_TIMER_MS }).optional().meta({
+      description:
+        "A session unused this long is dropped from this process's memory (each replica sweeps its own). With a shared secret the id stays valid until max_age: its next request, on any replica, takes it up again. Default 30m.",
+      unit: 's, or ms/s/m/h',
+    }),
+    redis: z
+      .strictObject(
+        {
+          url: z
+            .string({ error: REDIS_URL_EXPECTATION })
+            .refine((value) => URL.canParse(value) && /^rediss?:$/i.test(new URL(value).protocol), {
+              error: REDIS_URL_EXPECTATION,
+            })
+            .meta({ description: 'redis:// or rediss:// URL of the Redis every replica shares.', format: 'uri' }),
+          prefix: z
+            .string({ error: 'expected a key prefix (non-empty string)' })
+            .min(1, { error: 'expected a key prefix (non-empty string)' })
+            .optional()
+            .meta({ description: "Prefix of the keys and channel sessions use. Default 'mcp-relay:sessions:'." }),
+          timeout: duration({ minMs: 1, maxMs: MAX_TIMER_MS }).optional().meta({
+            description:
+              'Longest wait for Redis when a replica takes over a session before it goes on without the check. Default 0.25 s.',
+            unit: 's, or ms/s/m/h',
+          }),
+        },
+        { error: 'expected a map with url (and optionally prefix, timeout)' },
+      )
+      .optional()
+      .meta({
+        description:
+          'Where a DELETE of a session is recorded, so that every replica refuses the deleted id from then on (those holding it drop it at once, over pub/sub). Without it a DELETE ends the session on the replica that received it only; the id stays valid elsewhere until max_age. When Redis is unreachable sessions go on without the check.',
+      }),
+  },
+  { error: 'expected a map of session settings (secret, max_age, idle_timeout, redis)' },
+);
 
 /**
  * The `server:` section: where and how the gateway listens. Keys as in the file (snake_case).
@@ -46,6 +107,10 @@ export const serverSectionSchema = z.strictObject(
       .max(10000, { error: 'expected an integer from 1 to 10000' })
       .optional()
       .meta({ description: 'Items per page of the aggregated lists the gateway answers. Default 500.' }),
+    sessions: sessionsSectionSchema.optional().meta({
+      description:
+        'Legacy (2025-06-18 / 2025-11-25) sessions: the secret that lets every replica serve any session, their lifetime, idle timeout, and the Redis that makes a DELETE reach every replica.',
+    }),
   },
   { error: 'expected a map of server settings (host, port, ...)' },
 );
@@ -60,7 +125,25 @@ export interface ResolvedServerConfig {
   readonly allowedOrigins: readonly string[];
   readonly namespacing: 'on_collision' | 'always';
   readonly pageSize: number;
+  readonly sessions: ResolvedSessionsConfig;
 }
+
+/** `server.sessions` resolved, defaults applied. */
+export interface ResolvedSessionsConfig {
+  /** Signs session ids; absent: a random key per process (its sessions are valid on it alone). */
+  readonly secret?: string | undefined;
+  /** Absolute lifetime of a session, in ms. */
+  readonly maxAgeMs: number;
+  /** A session unused this long leaves this process's memory, in ms. */
+  readonly idleMs: number;
+  /** Where DELETEs are recorded for every replica; absent: a DELETE is per replica. */
+  readonly redis?: { readonly url: string; readonly prefix: string; readonly timeoutMs: number } | undefined;
+}
+
+export const SESSIONS_DEFAULTS: ResolvedSessionsConfig = Object.freeze({
+  maxAgeMs: 24 * 3_600_000,
+  idleMs: 30 * 60_000,
+});
 
 export const SERVER_DEFAULTS: ResolvedServerConfig = Object.freeze({
   host: '127.0.0.1',
@@ -69,6 +152,7 @@ export const SERVER_DEFAULTS: ResolvedServerConfig = Object.freeze({
   allowedOrigins: Object.freeze([]),
   namespacing: 'on_collision',
   pageSize: 500,
+  sessions: SESSIONS_DEFAULTS,
 });
 
 export function resolveServerSection(section: ServerSection | undefined): ResolvedServerConfig {
@@ -79,5 +163,25 @@ export function resolveServerSection(section: ServerSection | undefined): Resolv
     allowedOrigins: Object.freeze([...(section?.allowed_origins ?? [])]),
     namespacing: section?.namespacing ?? SERVER_DEFAULTS.namespacing,
     pageSize: section?.page_size ?? SERVER_DEFAULTS.pageSize,
+    sessions: resolveSessionsSection(section?.sessions),
+  });
+}
+
+function resolveSessionsSection(section: ServerSection['sessions']): ResolvedSessionsConfig {
+  if (section === undefined) return SESSIONS_DEFAULTS;
+  const redis = section.redis;
+  return Object.freeze({
+    ...(section.secret === undefined ? {} : { secret: section.secret }),
+    maxAgeMs: section.max_age ?? SESSIONS_DEFAULTS.maxAgeMs,
+    idleMs: section.idle_timeout ?? SESSIONS_DEFAULTS.idleMs,
+    ...(redis === undefined
+      ? {}
+      : {
+          redis: Object.freeze({
+            url: redis.url,
+            prefix: redis.prefix ?? 'mcp-relay:sessions:',
+            timeoutMs: redis.timeout ?? 250,
+          }),
+        }),
   });
 }

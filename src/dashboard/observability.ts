@@ -37,6 +37,8 @@ export interface ObservabilityOptions {
   telemetry?: ResolvedTelemetryConfig | undefined;
   /** For the secrets to keep out of logs. */
   auth?: ResolvedAuthConfig | undefined;
+  /** For the session secret to keep out of logs. */
+  sessions?: { readonly secret?: string | undefined } | undefined;
   /** A pino logger; default one from `telemetry.logging`. */
   logger?: Logger | undefined;
   /** Between two dashboard snapshots, in ms. Default 1000. */
@@ -250,6 +252,7 @@ export function secretsOf(options: ObservabilityOptions, config: ResolvedTelemet
   }
   for (const key of options.auth?.apiKeys ?? []) secrets.push(key.key);
   if (options.auth?.jwt?.secret !== undefined) secrets.push(options.auth.jwt.secret);
+  if (options.sessions?.secret !== undefined) secrets.push(options.sessions.secret);
   for (const value of Object.values(options.alerts?.webhook?.headers ?? {})) {
     secrets.push(value, value.replace(/^(Bearer|Basic)\s+/i, ''));
   }

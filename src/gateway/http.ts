@@ -11,6 +11,8 @@ import {
 import type { ProgressUpdate } from '../upstream/index.js';
 import type { GatewayUpstream } from './catalog.js';
 import { checkStandardHeaders } from './headers.js';
+import type { SessionTombstones } from './session-tombstones.js';
+import { SessionSeal, sessionChannels, type SessionAdoptedEvent, type SessionRefusedEvent } from './sessions.js';
 import { MODERN_VERSION, type Caller, type GatewayCore, type RequestContext } from './core.js';
 import {
   errorResponse,
@@ -30,8 +32,15 @@ export interface HttpInboundOptions {
   allowedOrigins: readonly string[];
   /** Whether the server listens on a loopback address only: then the Host header must be loopback too. */
   loopbackOnly: boolean;
-  /** A legacy session unused this long is dropped, in ms. */
+  /** A legacy session unused this long is dropped from this process's memory, in ms. */
   sessionIdleMs: number;
+  /**
+   * Issues and verifies the sealed ids of legacy sessions. Replicas given seals with one secret
+   * serve each other's sessions. Default: a random key per process, ids valid for 24 h.
+   */
+  seal?: SessionSeal | undefined;
+  /** Where DELETEs reach every replica. Without it a DELETE ends a session on this process only. */
+  tombstones?: SessionTombstones | undefined;
   /** SSE keep-alive comment interval, in ms. */
   keepAliveMs: number;
   /**
@@ -47,6 +56,8 @@ interface LegacySession {
   readonly caller: Caller | undefined;
   readonly version: string;
   readonly scope: GatewayUpstream | undefined;
+  /** When initialize issued its id, in ms since the epoch: it ends at `issuedAt + maxAge`. */
+  readonly issuedAt: number;
   /** Open GET streams: where server-initiated notifications go. */
   readonly streams: Set<ServerResponse>;
   readonly subscriptions: Set<string>;
@@ -81,6 +92,9 @@ const LIST_CHANGED_FLAG = {
   resources: 'resourcesListChanged',
 } as const;
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+/** Ids deleted here (or announced deleted) remembered at most, oldest forgotten first. */
+const MAX_LOCAL_TOMBSTONES = 100_000;
+const DEFAULT_SESSION_MAX_AGE_MS = 24 * 3_600_000;
 
 /**
  * Streamable HTTP inbound for both revisions. A request is classified by the SDK's own inbound
@@ -93,6 +107,9 @@ export class HttpInbound {
   readonly #core: GatewayCore;
   readonly #options: HttpInboundOptions;
   readonly #sessions = new Map<string, LegacySession>();
+  readonly #seal: SessionSeal;
+  /** Ids ended by DELETE, here or (over Redis) elsewhere, with when they would expire anyway. */
+  readonly #deleted = new Map<string, number>();
   readonly #listeners = new Set<ListenStream>();
   readonly #sweeper: NodeJS.Timeout;
   readonly #keepAlive: NodeJS.Timeout;
@@ -103,6 +120,11 @@ export class HttpInbound {
   constructor(core: GatewayCore, options: HttpInboundOptions) {
     this.#core = core;
     this.#options = options;
+    this.#seal = options.seal ?? new SessionSeal({ maxAgeMs: DEFAULT_SESSION_MAX_AGE_MS });
+    options.tombstones?.listen(
+      (id) => this.#deletedElsewhere(id),
+      () => void this.#recheckDeleted(),
+    );
     core.on('listChanged', (kind, upstream) => this.#onListChanged(kind, upstream));
     core.on('resourceUpdated', (uri, upstream) => this.#onResourceUpdated(uri, upstream));
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(options.sessionIdleMs, 60_000));
@@ -174,8 +196,8 @@ export class HttpInbound {
       }
     }
     if (req.method === 'POST') await this.#post(req, res, scope, caller);
-    else if (req.method === 'GET') this.#get(req, res, caller);
-    else this.#delete(req, res, caller);
+    else if (req.method === 'GET') await this.#get(req, res, caller);
+    else await this.#delete(req, res, caller);
   }
 
   close(): void {
@@ -323,23 +345,14 @@ export class HttpInbound {
     if (method === 'initialize') {
       const params = isObject(message['params']) ? message['params'] : {};
       const result = this.#core.initializeResult(params['protocolVersion'], scope);
-      const session: LegacySession = {
-        id: randomUUID(),
-        caller,
-        version: result['protocolVersion'] as string,
-        scope,
-        streams: new Set(),
-        subscriptions: new Set(),
-        inFlight: new Map(),
-        asked: new Map(),
-        lastSeen: Date.now(),
-      };
-      this.#sessions.set(session.id, session);
+      const version = result['protocolVersion'] as string;
+      const { id, issuedAt } = this.#seal.seal(caller, version, scope?.name);
+      const session = this.#hold(id, caller, version, scope, issuedAt);
       res.writeHead(200, { ...JSON_HEADERS, 'mcp-session-id': session.id });
       res.end(resultResponse(message['id'] as JsonRpcId, result));
       return;
     }
-    const session = this.#session(req, res, caller);
+    const session = await this.#session(req, res, caller);
     if (!session) return;
     if (typeof method !== 'string') {
       // The client's answer to a request the gateway relayed from an upstream.
@@ -506,7 +519,7 @@ export class HttpInbound {
     req.once('close', () => this.#listeners.delete(stream));
   }
 
-  #get(req: IncomingMessage, res: ServerResponse, caller: Caller | undefined): void {
+  async #get(req: IncomingMessage, res: ServerResponse, caller: Caller | undefined): Promise<void> {
     if (req.headers['mcp-session-id'] === undefined) {
       res.setHeader('allow', 'POST');
       writeError(
@@ -517,7 +530,7 @@ export class HttpInbound {
       );
       return;
     }
-    const session = this.#session(req, res, caller);
+    const session = await this.#session(req, res, caller);
     if (!session) return;
     res.writeHead(200, SSE_HEADERS);
     res.write(': stream open\n\n');
@@ -525,15 +538,28 @@ export class HttpInbound {
     res.once('close', () => session.streams.delete(res));
   }
 
-  #delete(req: IncomingMessage, res: ServerResponse, caller: Caller | undefined): void {
-    const session = this.#session(req, res, caller);
+  async #delete(req: IncomingMessage, res: ServerResponse, caller: Caller | undefined): Promise<void> {
+    const session = await this.#session(req, res, caller);
     if (!session) return;
     this.#endSession(session);
+    const expiresAt = session.issuedAt + this.#seal.maxAgeMs;
+    this.#remember(session.id, expiresAt);
+    // Answered once Redis has it (or has failed to take it, within its timeout), so that the
+    // client's next request, wherever it lands, already sees the deletion.
+    await this.#options.tombstones?.record(session.id, expiresAt - Date.now());
     res.writeHead(200).end();
   }
 
-  /** The request's legacy session; answers 400 (missing) or 404 (unknown) itself when there is none. */
-  #session(req: IncomingMessage, res: ServerResponse, caller: Caller | undefined): LegacySession | undefined {
+  /**
+   * The request's legacy session; answers 400 (missing) or 404 (unknown) itself when there is none.
+   * A session this process holds is found in the map (no verification, one clock read for its max
+   * age); an id it does not hold is verified once and, if sealed for this caller, adopted.
+   */
+  async #session(
+    req: IncomingMessage,
+    res: ServerResponse,
+    caller: Caller | undefined,
+  ): Promise<LegacySession | undefined> {
     const id = req.headers['mcp-session-id'];
     if (typeof id !== 'string') {
       writeError(
@@ -544,14 +570,94 @@ export class HttpInbound {
       );
       return undefined;
     }
-    const session = this.#sessions.get(id);
+    const now = Date.now();
+    const session = this.#sessions.get(id) ?? (await this.#adopt(id, caller));
     // Another caller's session id is as good as unknown: never reveal or reuse it.
     if (!session || session.caller?.identity !== caller?.identity || session.caller?.tenant !== caller?.tenant) {
       writeError(res, 404, null, new RpcError(-32001, 'Session not found'));
       return undefined;
     }
-    session.lastSeen = Date.now();
+    if (this.#seal.expired(session.issuedAt)) {
+      this.#endSession(session);
+      writeError(res, 404, null, new RpcError(-32001, 'Session not found'));
+      return undefined;
+    }
+    session.lastSeen = now;
     return session;
+  }
+
+  /**
+   * Takes up a session another replica opened (or this one dropped when idle): its id must be
+   * sealed for this caller, unexpired, not deleted here nor (with Redis) anywhere else, and scoped
+   * to an upstream this process serves. What a session held beyond its id (resource
+   * subscriptions, open GET streams, requests relayed to the client) stays where it was.
+   */
+  async #adopt(id: string, caller: Caller | undefined): Promise<LegacySession | undefined> {
+    if (this.#closed) return undefined;
+    if (this.#deleted.has(id)) return refused('deleted');
+    const sealed = this.#seal.open(id, caller);
+    if (sealed === undefined) return refused('invalid');
+    const scope = sealed.scope === undefined ? undefined : this.#core.upstream(sealed.scope);
+    if (sealed.scope !== undefined && scope === undefined) return refused('scope');
+    if (this.#options.tombstones !== undefined && (await this.#options.tombstones.isDeleted(id))) {
+      this.#remember(id, sealed.issuedAt + this.#seal.maxAgeMs);
+      return refused('deleted');
+    }
+    // Two first requests may have raced through the await: the first one's session wins.
+    if (this.#closed || this.#deleted.has(id)) return undefined;
+    const held = this.#sessions.get(id);
+    if (held) return held;
+    if (sessionChannels.adopted.hasSubscribers)
+      sessionChannels.adopted.publish({ version: sealed.version, scope: sealed.scope } satisfies SessionAdoptedEvent);
+    return this.#hold(id, caller, sealed.version, scope, sealed.issuedAt);
+  }
+
+  #hold(
+    id: string,
+    caller: Caller | undefined,
+    version: string,
+    scope: GatewayUpstream | undefined,
+    issuedAt: number,
+  ): LegacySession {
+    const session: LegacySession = {
+      id,
+      caller,
+      version,
+      scope,
+      issuedAt,
+      streams: new Set(),
+      subscriptions: new Set(),
+      inFlight: new Map(),
+      asked: new Map(),
+      lastSeen: Date.now(),
+    };
+    this.#sessions.set(id, session);
+    return session;
+  }
+
+  /** Refuses `id` on this process from now until it would have expired anyway. */
+  #remember(id: string, expiresAt: number): void {
+    if (this.#deleted.size >= MAX_LOCAL_TOMBSTONES) {
+      const oldest = this.#deleted.keys().next();
+      if (oldest.done !== true) this.#deleted.delete(oldest.value);
+    }
+    this.#deleted.set(id, expiresAt);
+  }
+
+  /** Another replica ended a session: drop it here too, and refuse it from now on. */
+  #deletedElsewhere(id: string): void {
+    const session = this.#sessions.get(id);
+    if (session) this.#endSession(session);
+    this.#remember(id, (session?.issuedAt ?? Date.now()) + this.#seal.maxAgeMs);
+  }
+
+  /** After the deletion channel was lost: check each held session against Redis. */
+  async #recheckDeleted(): Promise<void> {
+    const tombstones = this.#options.tombstones;
+    if (tombstones === undefined) return;
+    for (const session of [...this.#sessions.values()]) {
+      if (await tombstones.isDeleted(session.id)) this.#deletedElsewhere(session.id);
+    }
   }
 
   #endSession(session: LegacySession): void {
@@ -595,11 +701,13 @@ export class HttpInbound {
   }
 
   #sweep(): void {
-    const cutoff = Date.now() - this.#options.sessionIdleMs;
+    const now = Date.now();
+    const cutoff = now - this.#options.sessionIdleMs;
     for (const session of this.#sessions.values()) {
       if (session.lastSeen < cutoff && session.streams.size === 0 && session.inFlight.size === 0)
         this.#endSession(session);
     }
+    for (const [id, expiresAt] of this.#deleted) if (expiresAt <= now) this.#deleted.delete(id);
   }
 
   #ping(): void {
@@ -625,6 +733,11 @@ export class HttpInbound {
     }
     return `Forbidden: Origin '${origin}' is not allowed; add it to server.allowed_origins`;
   }
+}
+
+function refused(reason: SessionRefusedEvent['reason']): undefined {
+  if (sessionChannels.refused.hasSubscribers) sessionChannels.refused.publish({ reason } satisfies SessionRefusedEvent);
+  return undefined;
 }
 
 const LEGACY_ROUTE = { kind: 'legacy' } as const;

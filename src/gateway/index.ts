@@ -25,3 +25,12 @@ export {
   type GlobalRateLimiterOptions,
   type RateLimitStateEvent,
 } from './rate-limit.js';
+export {
+  SessionSeal,
+  sessionChannels,
+  type SealedSession,
+  type SessionAdoptedEvent,
+  type SessionRefusedEvent,
+  type SessionSealOptions,
+} from './sessions.js';
+export { SessionTombstones, type SessionTombstonesOptions } from './session-tombstones.js';

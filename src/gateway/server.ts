@@ -6,6 +6,7 @@ import type {
   ResolvedAuthConfig,
   ResolvedBalanceConfig,
   ResolvedRedisConfig,
+  ResolvedSessionsConfig,
   ResolvedTelemetryConfig,
   ResolvedTenantsConfig,
   ResolvedUpstreamConfig,
@@ -20,6 +21,8 @@ import { GatewayCore, type AccessPolicy } from './core.js';
 import { HttpInbound, writeError } from './http.js';
 import { RpcCode, RpcError, toRpcError } from './rpc.js';
 import { GlobalRateLimiter } from './rate-limit.js';
+import { SessionTombstones } from './session-tombstones.js';
+import { SessionSeal } from './sessions.js';
 import { TenantPolicy } from './tenants.js';
 
 export interface GatewayOptions {
@@ -42,8 +45,13 @@ export interface GatewayOptions {
   pageSize?: number | undefined;
   serverInfo?: Implementation | undefined;
   instructions?: string | undefined;
-  /** A legacy session unused this long is dropped, in ms. Default 30 min. */
+  /** A legacy session unused this long is dropped from memory, in ms. Default `sessions.idleMs`, else 30 min. */
   sessionIdleMs?: number | undefined;
+  /**
+   * Legacy sessions: the secret replicas share (without it, a random key per process), their
+   * absolute lifetime, idle timeout and the Redis that carries DELETEs to every replica.
+   */
+  sessions?: ResolvedSessionsConfig | undefined;
   /** On close, how long /readyz reports false before the listener closes, in ms. Default 0. */
   drainDelayMs?: number | undefined;
   /** On close, how long in-flight calls may run to completion before they are cut, in ms. Default 10 000. */
@@ -146,20 +154,27 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     throw error;
   });
   const upstreams = core.catalog.upstreams;
-  const inbound = new HttpInbound(core, {
-    maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024,
-    allowedOrigins: options.allowedOrigins ?? [],
-    loopbackOnly: LOOPBACK.has(host),
-    sessionIdleMs: options.sessionIdleMs ?? 30 * 60_000,
-    keepAliveMs: 15_000,
-    authenticate: access.authenticate,
-  });
-  let draining = false;
   const observability = new Observability(
     upstreams.map((u) => u.factory),
     options,
   );
   log.warn = (message) => observability.logger.warn(message);
+  const sessions = options.sessions;
+  const tombstones =
+    sessions?.redis === undefined
+      ? undefined
+      : new SessionTombstones({ ...sessions.redis, warn: (message) => observability.logger.warn(message) });
+  const inbound = new HttpInbound(core, {
+    maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024,
+    allowedOrigins: options.allowedOrigins ?? [],
+    loopbackOnly: LOOPBACK.has(host),
+    sessionIdleMs: options.sessionIdleMs ?? sessions?.idleMs ?? 30 * 60_000,
+    keepAliveMs: 15_000,
+    authenticate: access.authenticate,
+    seal: new SessionSeal({ secret: sessions?.secret, maxAgeMs: sessions?.maxAgeMs ?? 24 * 3_600_000 }),
+    tombstones,
+  });
+  let draining = false;
 
   const route = (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?', 1)[0]!;
@@ -236,6 +251,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await closed;
       await core.close();
       await access.globalLimits?.close();
+      await tombstones?.close();
       await observability.close();
     })());
 
