@@ -443,7 +443,7 @@ server:
   sessions:
     secret: "\${MCP_RELAY_SESSION_SECRET}"
     max_age: 24h
-    redis: { url: redis://redis.internal:6379 }
+redis: { url: redis://redis.internal:6379 } # a DELETE reaches every replica
 \`\`\`
 
 ${sectionTable(serverSectionSchema.shape, serverJson)}
@@ -452,17 +452,15 @@ ${sectionTable(serverSectionSchema.shape, serverJson)}
 
 ${sectionTable(sessionsSectionSchema.shape, sessionsJson)}
 
-\`server.sessions.redis\`:
-
-${sectionTable(sessionsSectionSchema.shape.redis.unwrap().shape, objectVariant(sessionsJson.properties?.redis ?? {}))}
-
 A session id is sealed: signed with \`secret\` (HMAC-SHA256) over its protocol version, scope,
 issue time and the caller who opened it, so any replica with the same secret takes a session up
 on its first request there, and another caller's id is refused (404) like an unknown one. What a
 session holds besides its id stays on the replica that holds it: resource subscriptions, the GET
 stream, and requests relayed to the client (sampling, elicitation), whose answers must reach the
 replica that asked. Clients that use those should be routed by \`Mcp-Session-Id\` (sticky
-sessions) in front of several replicas.
+sessions) in front of several replicas. With the top-level \`redis\` section a DELETE is recorded
+there (until the id would have expired) and every replica refuses the id from then on; without it
+a DELETE ends the session on the replica that received it only.
 
 ## Durations
 

@@ -858,18 +858,17 @@ describe('server section', () => {
     });
   });
 
-  test('server.sessions: the secret from ${ENV}, durations in ms, redis with its defaults', () => {
+  test('server.sessions: the secret from ${ENV}, durations in ms', () => {
     const secret = 'a-session-secret-of-more-than-32-chars';
     const config = parseConfigText(
       'server:\n  sessions:\n    secret: ${SESSION_SECRET}\n    max_age: 2h\n    idle_timeout: 90\n' +
-        '    redis: { url: redis://127.0.0.1:6379 }\nupstreams:\n  a:\n    server_url: http://127.0.0.1:9000/mcp\n',
+        'upstreams:\n  a:\n    server_url: http://127.0.0.1:9000/mcp\n',
       { env: { SESSION_SECRET: secret } },
     );
     assert.deepEqual(config.server.sessions, {
       secret,
       maxAgeMs: 7_200_000,
       idleMs: 90_000,
-      redis: { url: 'redis://127.0.0.1:6379', prefix: 'mcp-relay:sessions:', timeoutMs: 250 },
     });
   });
 

@@ -25,9 +25,8 @@ before(async () => {
     count: 3,
     config: {
       upstreams: { demo: stdioFixture() },
-      server: {
-        sessions: { secret: '${SESSION_SECRET}', redis: { url: REDIS_URL, prefix: PREFIX } },
-      },
+      server: { sessions: { secret: '${SESSION_SECRET}' } },
+      redis: { url: REDIS_URL, prefix: PREFIX },
       auth: {
         api_keys: { acme: { key: '${ACME_KEY}', tenant: 'acme' }, beta: { key: '${BETA_KEY}', tenant: 'beta' } },
       },

@@ -1000,7 +1000,7 @@ export const relayConfigFileShape = {
   }),
   redis: field(redisSectionSchema, {
     description:
-      "The Redis that the gateway's replicas share for global tenant rate limits: one server (url) or a Redis Cluster (cluster). Without it each replica enforces rate_limit on its own. The cache's shared tier is set apart, as cache.redis (under defaults for every upstream). When Redis is unreachable each replica falls back to its own buckets, logs one warning, and returns to the global ones once Redis is back.",
+      "The Redis that the gateway's replicas share for global tenant rate limits and deleted legacy sessions: one server (url) or a Redis Cluster (cluster). Without it each replica enforces rate_limit on its own, and a session's DELETE holds on the replica that received it only. The cache's shared tier is set apart, as cache.redis (under defaults for every upstream). When Redis is unreachable each replica falls back to its own buckets, logs one warning, and returns to the global ones once Redis is back.",
   }),
   mcpServers: field(
     z.record(upstreamNameSchema, mcpServerEntrySchema, {

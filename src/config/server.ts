@@ -5,11 +5,11 @@ const expectedPort = 'expected a port number from 0 to 65535 (0 picks a free por
 
 /** Shortest session secret accepted: 32 characters, as for an HS256 key. */
 export const MIN_SESSION_SECRET_LENGTH = 32;
-const REDIS_URL_EXPECTATION = 'expected a redis:// or rediss:// URL';
 
 /**
  * `server.sessions`: the legacy (2025, sessionful) sessions. Their ids are sealed (HMAC-signed),
  * so any replica holding the same secret can take a session over; see `gateway/sessions.ts`.
+ * DELETEs reach every replica through the top-level `redis:` section, when there is one.
  */
 export const sessionsSectionSchema = z.strictObject(
   {
@@ -32,35 +32,8 @@ export const sessionsSectionSchema = z.strictObject(
         "A session unused this long is dropped from this process's memory (each replica sweeps its own). With a shared secret the id stays valid until max_age: its next request, on any replica, takes it up again. Default 30m.",
       unit: 's, or ms/s/m/h',
     }),
-    redis: z
-      .strictObject(
-        {
-          url: z
-            .string({ error: REDIS_URL_EXPECTATION })
-            .refine((value) => URL.canParse(value) && /^rediss?:$/i.test(new URL(value).protocol), {
-              error: REDIS_URL_EXPECTATION,
-            })
-            .meta({ description: 'redis:// or rediss:// URL of the Redis every replica shares.', format: 'uri' }),
-          prefix: z
-            .string({ error: 'expected a key prefix (non-empty string)' })
-            .min(1, { error: 'expected a key prefix (non-empty string)' })
-            .optional()
-            .meta({ description: "Prefix of the keys and channel sessions use. Default 'mcp-relay:sessions:'." }),
-          timeout: duration({ minMs: 1, maxMs: MAX_TIMER_MS }).optional().meta({
-            description:
-              'Longest wait for Redis when a replica takes over a session before it goes on without the check. Default 0.25 s.',
-            unit: 's, or ms/s/m/h',
-          }),
-        },
-        { error: 'expected a map with url (and optionally prefix, timeout)' },
-      )
-      .optional()
-      .meta({
-        description:
-          'Where a DELETE of a session is recorded, so that every replica refuses the deleted id from then on (those holding it drop it at once, over pub/sub). Without it a DELETE ends the session on the replica that received it only; the id stays valid elsewhere until max_age. When Redis is unreachable sessions go on without the check.',
-      }),
   },
-  { error: 'expected a map of session settings (secret, max_age, idle_timeout, redis)' },
+  { error: 'expected a map of session settings (secret, max_age, idle_timeout)' },
 );
 
 /**
@@ -109,7 +82,7 @@ export const serverSectionSchema = z.strictObject(
       .meta({ description: 'Items per page of the aggregated lists the gateway answers. Default 500.' }),
     sessions: sessionsSectionSchema.optional().meta({
       description:
-        'Legacy (2025-06-18 / 2025-11-25) sessions: the secret that lets every replica serve any session, their lifetime, idle timeout, and the Redis that makes a DELETE reach every replica.',
+        'Legacy (2025-06-18 / 2025-11-25) sessions: the secret that lets every replica serve any session, their lifetime and idle timeout. With the top-level redis section a DELETE reaches every replica; without it a DELETE ends a session on the replica that received it only (the id stays valid elsewhere until max_age).',
     }),
   },
   { error: 'expected a map of server settings (host, port, ...)' },
@@ -136,8 +109,6 @@ export interface ResolvedSessionsConfig {
   readonly maxAgeMs: number;
   /** A session unused this long leaves this process's memory, in ms. */
   readonly idleMs: number;
-  /** Where DELETEs are recorded for every replica; absent: a DELETE is per replica. */
-  readonly redis?: { readonly url: string; readonly prefix: string; readonly timeoutMs: number } | undefined;
 }
 
 export const SESSIONS_DEFAULTS: ResolvedSessionsConfig = Object.freeze({
@@ -169,19 +140,9 @@ export function resolveServerSection(section: ServerSection | undefined): Resolv
 
 function resolveSessionsSection(section: ServerSection['sessions']): ResolvedSessionsConfig {
   if (section === undefined) return SESSIONS_DEFAULTS;
-  const redis = section.redis;
   return Object.freeze({
     ...(section.secret === undefined ? {} : { secret: section.secret }),
     maxAgeMs: section.max_age ?? SESSIONS_DEFAULTS.maxAgeMs,
     idleMs: section.idle_timeout ?? SESSIONS_DEFAULTS.idleMs,
-    ...(redis === undefined
-      ? {}
-      : {
-          redis: Object.freeze({
-            url: redis.url,
-            prefix: redis.prefix ?? 'mcp-relay:sessions:',
-            timeoutMs: redis.timeout ?? 250,
-          }),
-        }),
   });
 }

@@ -49,9 +49,14 @@ export interface GatewayOptions {
   sessionIdleMs?: number | undefined;
   /**
    * Legacy sessions: the secret replicas share (without it, a random key per process), their
-   * absolute lifetime, idle timeout and the Redis that carries DELETEs to every replica.
+   * absolute lifetime and idle timeout.
    */
   sessions?: ResolvedSessionsConfig | undefined;
+  /**
+   * The Redis the replicas share: with it, a legacy session's DELETE reaches every replica.
+   * Without it a DELETE holds on the replica that received it only.
+   */
+  redis?: ResolvedRedisConfig | undefined;
   /** On close, how long /readyz reports false before the listener closes, in ms. Default 0. */
   drainDelayMs?: number | undefined;
   /** On close, how long in-flight calls may run to completion before they are cut, in ms. Default 10 000. */
@@ -161,9 +166,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   log.warn = (message) => observability.logger.warn(message);
   const sessions = options.sessions;
   const tombstones =
-    sessions?.redis === undefined
+    options.redis === undefined
       ? undefined
-      : new SessionTombstones({ ...sessions.redis, warn: (message) => observability.logger.warn(message) });
+      : new SessionTombstones({ redis: options.redis, warn: (message) => observability.logger.warn(message) });
   const inbound = new HttpInbound(core, {
     maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024,
     allowedOrigins: options.allowedOrigins ?? [],
