@@ -38,7 +38,6 @@ export async function startFromFlags(flags: ServeFlags): Promise<{ gateway: Gate
     namespacing: config.server.namespacing,
     pageSize: config.server.pageSize,
     sessions: config.server.sessions,
-    redis: config.redis,
     auth: config.auth,
     tenants: config.tenants,
     redis: config.redis,

@@ -52,11 +52,6 @@ export interface GatewayOptions {
    * absolute lifetime and idle timeout.
    */
   sessions?: ResolvedSessionsConfig | undefined;
-  /**
-   * The Redis the replicas share: with it, a legacy session's DELETE reaches every replica.
-   * Without it a DELETE holds on the replica that received it only.
-   */
-  redis?: ResolvedRedisConfig | undefined;
   /** On close, how long /readyz reports false before the listener closes, in ms. Default 0. */
   drainDelayMs?: number | undefined;
   /** On close, how long in-flight calls may run to completion before they are cut, in ms. Default 10 000. */
@@ -76,7 +71,8 @@ export interface GatewayOptions {
   clock?: { now(): number } | undefined;
   /**
    * The Redis the replicas share: with it, tenants' rate limits hold across every replica (see
-   * `rate-limit.ts`). Without it each replica enforces them on its own.
+   * `rate-limit.ts`), and a legacy session's DELETE reaches every replica (`session-tombstones.ts`).
+   * Without it each replica enforces rate limits on its own, and a DELETE holds on its replica only.
    */
   redis?: ResolvedRedisConfig | undefined;
   /** Alert thresholds, window and webhook. Default: the seed's `ALERT_THRESHOLDS`. */
