@@ -28,6 +28,7 @@ import {
   runLoad,
   sigkill,
   summarize,
+  untilServing,
   waitForChildren,
   type CallOutcome,
 } from './helpers/faults.js';
@@ -71,10 +72,7 @@ test('a replica SIGKILLed mid-stream: its streams end at once, the other replica
       warm.push(...(await runLoad({ total: 60, workers: WORKERS, call: load(warmClient) })));
       await warmClient.close();
       // The stdio upstream of each replica starts with it: wait for it, it is what must not be orphaned.
-      const pipeClient = new RpcClient(`${url}/mcp/pipe`);
-      const echo = await pipeClient.callTool('echo', { text: 'up' }, { deadlineMs: DEADLINE_MS });
-      await pipeClient.close();
-      assert.equal(echo.kind, 'result', JSON.stringify(echo));
+      await untilServing(`${url}/mcp/pipe`, 'echo', { text: 'up' });
     }
     assert.equal(summarize(warm), 'result 120', firstFailures(warm));
     const [aChild] = await waitForChildren(a, 1);

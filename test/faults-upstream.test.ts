@@ -38,6 +38,7 @@ import {
   runLoad,
   sigkill,
   summarize,
+  untilServing,
   waitForChildren,
   waitForExit,
 } from './helpers/faults.js';
@@ -79,6 +80,7 @@ test('a stdio upstream process SIGKILLed under load: calls end by their deadline
       return { ...call, send: () => client.callTool(call.tool, call.args, { deadlineMs: DEADLINE_MS }) };
     };
 
+    await untilServing(endpoint, 'echo', { text: 'up' });
     const warmClient = new RpcClient(endpoint);
     const warm = await runLoad({ total: 90, workers: WORKERS, call: load(warmClient) });
     await warmClient.close();

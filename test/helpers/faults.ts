@@ -342,6 +342,32 @@ export class RpcClient {
   }
 }
 
+/**
+ * Calls `tool` through `endpoint` until it answers with a result (at most `timeoutMs`), so a test
+ * starts its load once the upstream is up: a stdio child run through tsx can take longer than an
+ * upstream's timeout to start on a loaded machine, and that start-up is not the fault under test.
+ */
+export async function untilServing(
+  endpoint: string,
+  tool: string,
+  args: Record<string, unknown>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const client = new RpcClient(endpoint, 1);
+  const until = performance.now() + timeoutMs;
+  try {
+    for (;;) {
+      const outcome = await client.callTool(tool, args, { deadlineMs: timeoutMs });
+      if (outcome.kind === 'result') return;
+      if (performance.now() > until)
+        throw new Error(`${endpoint} did not serve ${tool} within ${timeoutMs} ms: ${JSON.stringify(outcome)}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  } finally {
+    await client.close();
+  }
+}
+
 /** The text of a tool result's first content block. */
 export function resultText(outcome: CallOutcome): string | undefined {
   if (outcome.kind !== 'result') return undefined;
