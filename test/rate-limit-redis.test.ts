@@ -13,10 +13,20 @@ import { randomUUID } from 'node:crypto';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { after, before, describe, test } from 'node:test';
 
-import { resolveRedisSection, type ResolvedTenantsConfig } from '../src/config/index.js';
+import { Writable } from 'node:stream';
+
+import {
+  resolveProxyConfig,
+  resolveRedisSection,
+  TELEMETRY_DEFAULTS,
+  type ResolvedTenantsConfig,
+} from '../src/config/index.js';
+import { demoUpstreamConfig } from '../src/demo/index.js';
+import { createLogger } from '../src/telemetry/index.js';
 import {
   GlobalRateLimiter,
   RATE_LIMIT_CHANNEL,
+  startGateway,
   TenantPolicy,
   type Caller,
   type RateLimitStateEvent,
@@ -44,6 +54,11 @@ after(async () => {
 });
 
 const caller = (tenant: string): Caller => ({ tenant, identity: 'x' });
+const MODERN_META = {
+  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+  'io.modelcontextprotocol/clientInfo': { name: 'rate-limit-test', version: '1' },
+  'io.modelcontextprotocol/clientCapabilities': {},
+};
 
 interface Replica {
   policy: TenantPolicy;
@@ -180,6 +195,84 @@ void describe('rate limits shared through Redis', () => {
     } finally {
       await a?.limiter.close();
       await b?.limiter.close();
+      await restarted?.stop();
+      await redis.stop();
+    }
+  });
+});
+
+void describe('through a gateway', () => {
+  void test('Redis stopped mid-use: the tenant keeps being served under its local limit, one warning in the log, global again after a restart', async () => {
+    const redis = await startOwnRedis();
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'warn',
+      destination: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(...chunk.toString().split('\n').filter(Boolean));
+          done();
+        },
+      }),
+    });
+    const key = `key-${randomUUID()}`;
+    let restarted: OwnRedis | undefined;
+    const up = events('up', 1);
+    const gateway = await startGateway({
+      port: 0,
+      upstreams: [resolveProxyConfig(demoUpstreamConfig())],
+      auth: { apiKeys: [{ id: 'k', key, tenant: 't' }], allowAnonymous: false, anonymousTenant: 'default' },
+      tenants: { t: { rateLimit: { requestsPerSecond: 0.01, burst: 5 } } },
+      redis: resolveRedisSection({ url: redis.url, prefix: `${prefix}gw:` }, 'unused'),
+      logger,
+      telemetry: { ...TELEMETRY_DEFAULTS, logging: { ...TELEMETRY_DEFAULTS.logging, requests: false } },
+    });
+    try {
+      await up;
+      const warnings = () => lines.filter((line) => line.includes('tenant rate limits are enforced by each replica'));
+      /** Requests until the first refusal (at most 8); every refusal checked to be RELAY_RATE_LIMITED. */
+      const servedBeforeRefusal = async (): Promise<number> => {
+        for (let served = 0; served < 8; served++) {
+          const response = await fetch(`${gateway.url}/mcp`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              accept: 'application/json, text/event-stream',
+              authorization: `Bearer ${key}`,
+              'mcp-protocol-version': '2026-07-28',
+              'mcp-method': 'tools/list',
+            },
+            body: JSON.stringify({ jsonrpc: '2.0', id: served, method: 'tools/list', params: { _meta: MODERN_META } }),
+          });
+          const body = (await response.json()) as {
+            result?: unknown;
+            error?: { code: number; data?: { relayCode?: string } };
+          };
+          if (body.result !== undefined) continue;
+          assert.equal(body.error?.code, -32003, JSON.stringify(body));
+          assert.equal(body.error?.data?.relayCode, 'RELAY_RATE_LIMITED');
+          return served;
+        }
+        return 8;
+      };
+      assert.equal(await servedBeforeRefusal(), 5, 'the shared bucket: burst 5');
+
+      const down = events('down', 1);
+      await redis.stop();
+      await down;
+      assert.equal(
+        await servedBeforeRefusal(),
+        5,
+        'Redis down: served by the replica’s own bucket (burst 5), no failure',
+      );
+      assert.equal(warnings().length, 1, lines.join('\n'));
+
+      const back = events('up', 1);
+      restarted = await startOwnRedis(redis.port);
+      await back;
+      assert.equal(await servedBeforeRefusal(), 5, 'shared again: the restarted Redis’s bucket');
+      assert.equal(warnings().length, 1, 'still one warning');
+    } finally {
+      await gateway.close();
       await restarted?.stop();
       await redis.stop();
     }
