@@ -179,4 +179,33 @@ describe('a legacy session opened on one replica', () => {
     }
     assert.equal(status, 404);
   });
+
+  // Last: it kills replica 0.
+  test('outlives the replica that opened it (SIGKILL): the others carry it on', async () => {
+    let targets = [replicas.urls[0]!];
+    let turn = 0;
+    const client = new Client({ name: 'survivor', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
+    const transport = new StreamableHTTPClientTransport(new URL(`${replicas.urls[0]}/mcp`), {
+      fetch: (input, init) => {
+        const target = new URL(input instanceof Request ? input.url : input.toString());
+        target.host = new URL(targets[turn++ % targets.length]!).host;
+        return fetch(target, init);
+      },
+      requestInit: { headers: bearer(ACME_KEY) },
+    });
+    await client.connect(transport);
+    try {
+      const session = transport.sessionId;
+      assert.notEqual((await client.callTool({ name: 'echo', arguments: { text: 'before' } })).isError, true);
+      assert.equal(await replicas.kill(0, 'SIGKILL'), 'SIGKILL');
+      targets = [replicas.urls[1]!, replicas.urls[2]!];
+      for (let i = 0; i < 4; i++) {
+        const echoed = await client.callTool({ name: 'echo', arguments: { text: `after ${i}` } });
+        assert.deepEqual(echoed.content, [{ type: 'text', text: `after ${i}` }]);
+      }
+      assert.equal(transport.sessionId, session);
+    } finally {
+      await client.close();
+    }
+  });
 });

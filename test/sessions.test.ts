@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { resolveProxyConfig, SESSIONS_DEFAULTS } from '../src/config/index.js';
 import { SessionSeal, sessionChannels, startGateway, type Gateway } from '../src/gateway/index.js';
 import { startInProcessHttpFixture, type InProcessHttpFixture } from './fixtures/index.js';
+import { startOwnRedis, type OwnRedis } from './helpers/redis.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123';
 const ALICE = { tenant: 'acme', identity: 'alice' };
@@ -74,6 +75,42 @@ describe('SessionSeal', () => {
   });
 });
 
+async function rpc(url: string, body: object, session?: string, method = 'POST'): Promise<Response> {
+  return fetch(`${url}/mcp`, {
+    method,
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-11-25',
+      ...(session === undefined ? {} : { 'mcp-session-id': session }),
+    },
+    ...(method === 'POST' ? { body: JSON.stringify(body) } : {}),
+  });
+}
+
+async function open(url: string): Promise<string> {
+  const response = await rpc(url, {
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+  });
+  await response.body?.cancel();
+  return response.headers.get('mcp-session-id')!;
+}
+
+async function ping(url: string, session: string): Promise<number> {
+  const response = await rpc(url, { jsonrpc: '2.0', id: 2, method: 'ping' }, session);
+  await response.body?.cancel();
+  return response.status;
+}
+
+async function remove(url: string, session: string): Promise<number> {
+  const response = await rpc(url, {}, session, 'DELETE');
+  await response.body?.cancel();
+  return response.status;
+}
+
 describe('two gateways without Redis', () => {
   let upstream: InProcessHttpFixture;
   let shared: [Gateway, Gateway];
@@ -95,36 +132,6 @@ describe('two gateways without Redis', () => {
     await Promise.all([...shared, other].map((gateway) => gateway.close()));
     await upstream.stop();
   });
-
-  async function rpc(url: string, body: object, session?: string, method = 'POST'): Promise<Response> {
-    return fetch(`${url}/mcp`, {
-      method,
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': '2025-11-25',
-        ...(session === undefined ? {} : { 'mcp-session-id': session }),
-      },
-      ...(method === 'POST' ? { body: JSON.stringify(body) } : {}),
-    });
-  }
-
-  async function open(url: string): Promise<string> {
-    const response = await rpc(url, {
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-    });
-    await response.body?.cancel();
-    return response.headers.get('mcp-session-id')!;
-  }
-
-  async function ping(url: string, session: string): Promise<number> {
-    const response = await rpc(url, { jsonrpc: '2.0', id: 2, method: 'ping' }, session);
-    await response.body?.cancel();
-    return response.status;
-  }
 
   test('a session continues on the gateway sharing the secret, and is unknown to one with another', async () => {
     const session = await open(shared[0].url);
@@ -155,11 +162,52 @@ describe('two gateways without Redis', () => {
 
   test('a DELETE ends the session on its gateway for good; the other one still serves it (no Redis)', async () => {
     const session = await open(shared[0].url);
-    const deleted = await rpc(shared[0].url, {}, session, 'DELETE');
-    assert.equal(deleted.status, 200);
+    assert.equal(await remove(shared[0].url, session), 200);
     // Not taken up again on the gateway that deleted it, though the id itself is still valid...
     assert.equal(await ping(shared[0].url, session), 404);
     // ...which is why without Redis a DELETE does not reach the other replicas.
     assert.equal(await ping(shared[1].url, session), 200);
+  });
+});
+
+describe('two gateways on a Redis that stops', () => {
+  let upstream: InProcessHttpFixture;
+  let redis: OwnRedis;
+  let gateways: [Gateway, Gateway];
+
+  before(async () => {
+    upstream = await startInProcessHttpFixture({ mode: 'modern' });
+    redis = await startOwnRedis();
+    const start = () =>
+      startGateway({
+        port: 0,
+        upstreams: [resolveProxyConfig({ name: 'demo', serverUrl: upstream.url })],
+        sessions: { ...SESSIONS_DEFAULTS, secret: SECRET },
+        redis: { url: redis.url, prefix: 'sessions-test:', timeoutMs: 250 },
+      });
+    gateways = [await start(), await start()];
+  });
+
+  after(async () => {
+    await Promise.all(gateways.map((gateway) => gateway.close()));
+    await redis.stop();
+    await upstream.stop();
+  });
+
+  test('sessions keep working without it: taken up unchecked, a DELETE holds on its own gateway', async () => {
+    const [a, b] = gateways;
+    const before = await open(a.url);
+    assert.equal(await remove(a.url, before), 200);
+    assert.equal(await ping(b.url, before), 404, 'with Redis up, the deletion was recorded for the other gateway');
+
+    await redis.stop();
+    const session = await open(a.url);
+    assert.equal(await ping(b.url, session), 200, 'taken up without the deletion check');
+    assert.equal(await remove(a.url, session), 200);
+    assert.equal(await ping(a.url, session), 404);
+    assert.equal(await ping(b.url, session), 200, 'the deletion could not reach it');
+    // The deletion recorded while Redis was up is still honoured locally by both.
+    assert.equal(await ping(a.url, before), 404);
+    assert.equal(await ping(b.url, before), 404);
   });
 });

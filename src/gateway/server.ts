@@ -165,6 +165,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     options.redis === undefined
       ? undefined
       : new SessionTombstones({ redis: options.redis, warn: (message) => observability.logger.warn(message) });
+  // A DELETE answered before Redis is connected would not be recorded: give it a moment (one
+  // second at most; an unreachable Redis has already been warned about and sessions go on).
+  await tombstones?.ready(1000).catch(() => undefined);
   const inbound = new HttpInbound(core, {
     maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024,
     allowedOrigins: options.allowedOrigins ?? [],
