@@ -2,8 +2,9 @@
  * Redis stopped and started under load, through a real `mcp-relay serve` process: the gateway's
  * shared cache tier (cache.redis) and its global rate limits (the top-level redis section) use a
  * redis-server this test starts, SIGKILLs by pid mid-load and starts again on the same port. Calls
- * keep succeeding throughout (memory and local buckets carry them), the shared tier comes back,
- * counter never runs twice, and the gateway's fds and memory return to their baseline.
+ * keep succeeding throughout (memory and local buckets carry them), each part that uses Redis
+ * warns once, the shared tier comes back, counter never runs twice, and the gateway's fds and
+ * memory return to their baseline.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -36,7 +37,7 @@ const WORKERS = 12;
 const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-faults-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('Redis SIGKILLed and restarted on its port under load: every call succeeds, the shared tier comes back, counter never runs twice', async (t) => {
+test('Redis SIGKILLed and restarted on its port under load: every call succeeds, one warning per part that uses it, the shared tier comes back, counter never runs twice', async (t) => {
   const ledger = join(dir, 'redis.ledger');
   let redis: OwnRedis = await startOwnRedis();
   const web = await startHttpFixture({ mode: 'legacy', ledger });
@@ -57,7 +58,7 @@ test('Redis SIGKILLed and restarted on its port under load: every call succeeds,
       },
       redis: { url: redis.url },
       tenants: { default: { rate_limit: { requests_per_second: 100_000, burst: 100_000 } } },
-      telemetry: { logging: { level: 'error' } },
+      telemetry: { logging: { level: 'warn' } },
     },
   });
   try {
@@ -126,6 +127,15 @@ test('Redis SIGKILLed and restarted on its port under load: every call succeeds,
       String(runs.totals.get(web.pid) ?? 0),
       'counter_value equals the runs the ledger saw',
     );
+    // One warning per part of the gateway that uses Redis (cache tier, rate limits, …), not one per call.
+    const warnings = new Map<string, number>();
+    for (const line of replicas.output(0).split('\n')) {
+      const match = /(mcp-relay [a-z ]+): Redis at \S+ is (?:unreachable|not reachable)/.exec(line);
+      if (match) warnings.set(match[1]!, (warnings.get(match[1]!) ?? 0) + 1);
+    }
+    t.diagnostic(`Redis warnings: ${[...warnings].map(([part, n]) => `${part} ×${n}`).join(', ')}`);
+    assert.ok(warnings.size > 0, `the outage was logged: ${replicas.output(0)}`);
+    for (const [part, count] of warnings) assert.equal(count, 1, `${part} warned ${count} times`);
     await assertBaseline(gateway, baseline, 0);
   } finally {
     await replicas.close();
