@@ -577,7 +577,7 @@ export class HttpInbound {
       writeError(res, 404, null, new RpcError(-32001, 'Session not found'));
       return undefined;
     }
-    if (this.#seal.expired(session.issuedAt)) {
+    if (now - session.issuedAt >= this.#seal.maxAgeMs) {
       this.#endSession(session);
       writeError(res, 404, null, new RpcError(-32001, 'Session not found'));
       return undefined;
