@@ -38,6 +38,8 @@ export async function startFromFlags(flags: ServeFlags): Promise<{ gateway: Gate
     namespacing: config.server.namespacing,
     pageSize: config.server.pageSize,
     sessions: config.server.sessions,
+    headersTimeoutMs: config.server.headersTimeoutMs,
+    requestTimeoutMs: config.server.requestTimeoutMs,
     auth: config.auth,
     tenants: config.tenants,
     redis: config.redis,

@@ -64,6 +64,16 @@ export const serverSectionSchema = z.strictObject(
           'Largest request body accepted, in bytes; larger ones get a JSON-RPC error. Default 4194304 (4 MiB).',
         unit: 'bytes',
       }),
+    headers_timeout: duration({ minMs: 100, maxMs: MAX_TIMER_MS }).optional().meta({
+      description:
+        'How long a client may take to send the request line and headers; a slower one (slow loris) is answered 408 and cut off. Default 10 s.',
+      default: 10,
+    }),
+    request_timeout: duration({ minMs: 100, maxMs: MAX_TIMER_MS }).optional().meta({
+      description:
+        'How long a client may take to send a whole request, body included (not the answer: long calls and streams are unaffected). At least headers_timeout. Default 30 s.',
+      default: 30,
+    }),
     allowed_origins: z
       .array(z.url({ error: 'expected an origin such as https://app.example.com' }), {
         error: 'expected a list of origins',
@@ -99,6 +109,8 @@ export interface ResolvedServerConfig {
   readonly namespacing: 'on_collision' | 'always';
   readonly pageSize: number;
   readonly sessions: ResolvedSessionsConfig;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
 }
 
 /** `server.sessions` resolved, defaults applied. */
@@ -124,6 +136,8 @@ export const SERVER_DEFAULTS: ResolvedServerConfig = Object.freeze({
   namespacing: 'on_collision',
   pageSize: 500,
   sessions: SESSIONS_DEFAULTS,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
 });
 
 export function resolveServerSection(section: ServerSection | undefined): ResolvedServerConfig {
@@ -135,6 +149,8 @@ export function resolveServerSection(section: ServerSection | undefined): Resolv
     namespacing: section?.namespacing ?? SERVER_DEFAULTS.namespacing,
     pageSize: section?.page_size ?? SERVER_DEFAULTS.pageSize,
     sessions: resolveSessionsSection(section?.sessions),
+    headersTimeoutMs: section?.headers_timeout ?? SERVER_DEFAULTS.headersTimeoutMs,
+    requestTimeoutMs: section?.request_timeout ?? SERVER_DEFAULTS.requestTimeoutMs,
   });
 }
 

@@ -228,6 +228,8 @@ export class HttpInbound {
     }
     const body = await readBody(req, this.#options.maxBodyBytes);
     if (body === undefined) {
+      // The rest of the body is never read: the connection ends with this answer.
+      res.setHeader('connection', 'close');
       writeError(
         res,
         413,
@@ -343,6 +345,11 @@ export class HttpInbound {
   ) {
     const method = message['method'];
     if (method === 'initialize') {
+      if (message['id'] === undefined) {
+        // Sent as a notification there is no id to answer with, and no session to hand back.
+        writeError(res, 400, null, new RpcError(RpcCode.InvalidRequest, 'Invalid Request: initialize needs an id'));
+        return;
+      }
       const params = isObject(message['params']) ? message['params'] : {};
       const result = this.#core.initializeResult(params['protocolVersion'], scope);
       const version = result['protocolVersion'] as string;
@@ -934,31 +941,32 @@ class CallerGone {
   }
 }
 
-/** Reads a body up to `limit` bytes; `undefined` (and the rest drained) when it is larger. */
+/**
+ * Reads a body up to `limit` bytes; `undefined` as soon as it is known to be larger, the rest
+ * left unread: the caller answers 413 and closes the connection, so that a client sending
+ * gigabytes is neither buffered nor read to the end.
+ */
 export function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) {
-    req.resume();
-    return Promise.resolve(undefined);
-  }
+  if (Number.isFinite(declared) && declared > limit) return Promise.resolve(undefined);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      if (tooLarge) return;
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
-        tooLarge = true;
+        req.off('data', onData);
+        req.pause();
         chunks.length = 0;
+        resolve(undefined);
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    req.on('data', onData);
     req.once('end', () => {
-      if (tooLarge) resolve(undefined);
       // Most bodies arrive in one chunk: read it where it is rather than copy it first.
-      else resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+      resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
     });
     req.once('error', reject);
   });

@@ -35,6 +35,16 @@ export interface GatewayOptions {
   port?: number | undefined;
   /** Largest request body, in bytes. Default 4 MiB. */
   maxBodyBytes?: number | undefined;
+  /**
+   * How long a client may take to send the request line and headers, in ms; a slower one (slow
+   * loris) gets 408 and its connection closed. Default 10 000.
+   */
+  headersTimeoutMs?: number | undefined;
+  /**
+   * How long a client may take to send a whole request, body included, in ms (the answer is not
+   * timed: long calls and streams are unaffected). Raised to `headersTimeoutMs` if lower. Default 30 000.
+   */
+  requestTimeoutMs?: number | undefined;
   /** Browser origins allowed besides loopback ones. */
   allowedOrigins?: readonly string[] | undefined;
   /** Default `on_collision`. */
@@ -211,22 +221,39 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (observability.handle(req, res, path)) return;
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: the MCP endpoint is /mcp\n');
   };
-  const server = createServer((req, res) => {
-    try {
-      observability.run(req, res, route);
-    } catch (error) {
-      // A bug must cost one request, not the process and every caller's connection with it.
-      observability.logger.error({ err: error, path: req.url }, 'request handler threw');
-      writeError(res, 500, null, toRpcError(error));
-    }
-  });
+  const headersTimeout = options.headersTimeoutMs ?? 10_000;
+  const requestTimeout = Math.max(options.requestTimeoutMs ?? 30_000, headersTimeout);
+  const server = createServer(
+    {
+      headersTimeout,
+      requestTimeout,
+      // Node looks for expired requests only this often (default every 30 s, which would let a
+      // slow-loris client hold its connection up to 30 s past the timeout).
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 4))),
+    },
+    (req, res) => {
+      try {
+        observability.run(req, res, route);
+      } catch (error) {
+        // A bug must cost one request, not the process and every caller's connection with it.
+        observability.logger.error({ err: error, path: req.url }, 'request handler threw');
+        writeError(res, 500, null, toRpcError(error));
+      }
+    },
+  );
   observability.attach(server);
-  server.on('clientError', (_error, socket) => {
-    // Malformed HTTP (oversized headers, garbage): answer 400 and move on; never crash.
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    // Malformed HTTP (garbage, oversized headers) and clients too slow to send their request:
+    // answer with the status that says which, close, and move on; never crash.
+    if (!socket.writable) return;
+    const status =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? '431 Request Header Fields Too Large'
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? '408 Request Timeout'
+          : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 0;
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -253,17 +253,19 @@ export class HttpUpstream implements Upstream {
     const controller = new AbortController();
     const timeoutMs = options?.timeoutMs ?? this.#options.timeoutMs;
     return new Promise<unknown>((resolve, reject) => {
-      const call = new PendingCall(this.name, method, options, timeoutMs, resolve, reject, (reason) => {
-        controller.abort(reason);
-        // 2026-07-28: closing the request's stream is the cancellation. 2025: say it explicitly.
-        if (session.info.era === 'legacy') this.#sendCancelled(session, id, reason.message);
-      });
-      const token = call.wantsProgress ? id : undefined;
+      const token = options?.onProgress !== undefined ? id : undefined;
+      // Serialized before the call is armed: params nested past the stack limit throw here (the
+      // promise rejects) instead of leaving a deadline timer running for a request never sent.
       const body = JSON.stringify({
         jsonrpc: '2.0',
         id,
         method,
         params: outgoingParams(params, session.envelope, token, options?.meta),
+      });
+      const call = new PendingCall(this.name, method, options, timeoutMs, resolve, reject, (reason) => {
+        controller.abort(reason);
+        // 2026-07-28: closing the request's stream is the cancellation. 2025: say it explicitly.
+        if (session.info.era === 'legacy') this.#sendCancelled(session, id, reason.message);
       });
       let headers = session.headers;
       if (session.envelope) {

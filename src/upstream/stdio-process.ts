@@ -155,20 +155,23 @@ export class StdioProcess {
     const id = this.#nextId++;
     const timeoutMs = options?.timeoutMs ?? this.#options.timeoutMs;
     return new Promise<unknown>((resolve, reject) => {
+      const token = options?.onProgress !== undefined ? id : undefined;
+      // Serialized before the call is armed and counted: params nested past the stack limit throw
+      // here (the promise rejects) and leave no timer, outstanding entry or in-flight count behind.
+      const line =
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          method,
+          params: outgoingParams(params, this.#envelope, token, options?.meta),
+        }) + '\n';
       const call = new PendingCall(this.#options.name, method, options, timeoutMs, resolve, reject, (reason) =>
         this.#cancel(id, token, reason),
       );
-      const token = call.wantsProgress ? id : undefined;
       this.#outstanding.set(id, { call, token });
       if (token !== undefined) this.#byToken.set(token, call);
       this.inFlight++;
-      const message = {
-        jsonrpc: '2.0',
-        id,
-        method,
-        params: outgoingParams(params, this.#envelope, token, options?.meta),
-      };
-      this.#write(JSON.stringify(message) + '\n');
+      this.#write(line);
     });
   }
 
