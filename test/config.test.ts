@@ -855,7 +855,23 @@ describe('server section', () => {
       namespacing: 'on_collision',
       pageSize: 500,
       sessions: { maxAgeMs: 24 * 3_600_000, idleMs: 30 * 60_000 },
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
     });
+  });
+
+  test('server.headers_timeout and request_timeout: durations in ms; a bad one names field, value and range', () => {
+    const config = parseConfigText(
+      'server:\n  headers_timeout: 2s\n  request_timeout: 45\nupstreams:\n  a:\n    server_url: http://127.0.0.1:9000/mcp\n',
+    );
+    assert.equal(config.server.headersTimeoutMs, 2000);
+    assert.equal(config.server.requestTimeoutMs, 45_000);
+    const error = configError(() =>
+      parseConfigText(
+        'server:\n  headers_timeout: 10ms\nupstreams:\n  a:\n    server_url: http://127.0.0.1:9000/mcp\n',
+      ),
+    );
+    assert.match(error.message, /server\.headers_timeout: expected a duration from 100 ms to .*, got "10ms"/);
   });
 
   test('server.sessions: the secret from ${ENV}, durations in ms', () => {
