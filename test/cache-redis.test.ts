@@ -216,6 +216,61 @@ void describe('Redis outage', () => {
   });
 });
 
+void describe('Redis that stops answering', () => {
+  void test('a redis-server frozen with SIGSTOP holds no call: lookups give up after the timeout, the call goes upstream, and L2 resumes after SIGCONT', async () => {
+    const redis = await startOwnRedis();
+    const warnings: string[] = [];
+    const factory = await processLike(
+      redis.url,
+      { cache: { tools: ['add', 'big'], redis: { url: redis.url, prefix, timeout: 0.2 } } },
+      { logger: { warn: (message) => warnings.push(message) } },
+    );
+    try {
+      const add = factory.createToolProxy('add');
+      await add.execute({ a: 3000, b: 1 });
+      await factory.cache!.flush();
+      // The connection stays open and the commands are written, but nothing answers: node-redis
+      // times out a command only until it is written, so only the tier's own deadline frees them.
+      process.kill(redis.pid, 'SIGSTOP');
+      const started = performance.now();
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          Promise.race([
+            add.execute({ a: 3100 + i, b: 1 }),
+            new Promise((_, reject) => setTimeout(() => reject(new Error('call held by a silent Redis')), 10_000)),
+          ]),
+        ),
+      );
+      const elapsedMs = performance.now() - started;
+      assert.deepEqual(
+        results.map((r) => (r as { structuredContent?: { sum?: number } }).structuredContent?.sum),
+        Array.from({ length: 8 }, (_, i) => 3101 + i),
+      );
+      assert.ok(elapsedMs < 10_000, `calls took ${elapsedMs} ms`);
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+
+      const up = nextEvent<CacheL2Event>(CACHE_CHANNELS.l2, (event) => event.state === 'up');
+      process.kill(redis.pid, 'SIGCONT');
+      await up;
+      await using other = await processLike(redis.url);
+      let resumed = false;
+      for (let attempt = 0; attempt < 20 && !resumed; attempt++) {
+        await add.execute({ a: 3200 + attempt, b: 1 });
+        await factory.cache!.flush();
+        const calledBefore = calls('add');
+        await other.createToolProxy('add').execute({ a: 3200 + attempt, b: 1 });
+        resumed = calls('add') === calledBefore;
+        if (!resumed) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.ok(resumed, 'an entry written after SIGCONT was served from Redis');
+    } finally {
+      process.kill(redis.pid, 'SIGCONT');
+      await factory.close();
+      await redis.stop();
+    }
+  });
+});
+
 void describe('two OS processes sharing one Redis', () => {
   test("a process serves another process's entry, and sees its invalidation within 100 ms", async () => {
     const peer = spawn(

@@ -58,6 +58,7 @@ export class RedisConnection {
   readonly #random: () => number;
   readonly #base: number;
   readonly #max: number;
+  readonly #timeoutMs: number;
   #subscriber: Single | undefined;
   #subscribed: { channel: string; listener: (message: string) => void } | undefined;
   #subscriberReady = false;
@@ -73,7 +74,7 @@ export class RedisConnection {
     this.#random = options.random ?? Math.random;
     this.#base = options.reconnectBaseMs ?? 100;
     this.#max = options.reconnectMaxMs ?? 2000;
-    const timeoutMs = options.timeoutMs ?? 250;
+    const timeoutMs = (this.#timeoutMs = options.timeoutMs ?? 250);
     const socket = {
       connectTimeout: Math.max(timeoutMs, 1000),
       // Exponential backoff with full jitter, so that many processes do not reconnect in step.
@@ -140,6 +141,19 @@ export class RedisConnection {
       if (Date.now() > deadline) throw new Error(`${this.where} was not ready within ${ms} ms`);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+  }
+
+  /**
+   * `command`, or a rejection once `timeoutMs` has passed. node-redis times out a command only
+   * until it is written (5.9): one written to a connection that died without a word stays pending
+   * for good, and a cache lookup or a rate-limit check waiting on it would hold its call for good.
+   */
+  bounded<T>(command: Promise<T>, ms = this.#timeoutMs): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${this.where} did not answer within ${ms} ms`)), ms);
+    });
+    return Promise.race([command, expired]).finally(() => clearTimeout(timer));
   }
 
   /** A command failed: Redis is down until it answers again. */
@@ -252,10 +266,11 @@ export class RedisConnection {
       return;
     }
     try {
-      const nodes = await this.nodes();
+      const nodes = await this.bounded(this.nodes());
       if (nodes.length === 0) throw new Error('the cluster has no masters');
-      await Promise.all(nodes.map((node) => node.ping()));
+      await this.bounded(Promise.all(nodes.map((node) => node.ping())));
     } catch {
+      this.#recycleSilent();
       this.#scheduleProbe();
       return;
     }
@@ -263,6 +278,19 @@ export class RedisConnection {
       this.#subscribeCluster();
     }
     this.#up();
+  }
+
+  /**
+   * A single server's connection that says it is ready yet did not answer a PING in time is
+   * replaced: its socket may be talking to nobody (seen after Redis restarts under load), and
+   * destroying it also fails every command still waiting on it. node-redis reconnects a destroyed
+   * client only when asked.
+   */
+  #recycleSilent(): void {
+    const client = this.#single;
+    if (client === undefined || this.#closed || !client.isReady) return;
+    client.destroy();
+    client.connect().catch((error: unknown) => this.#down(error));
   }
 
   #down(error: unknown): void {

@@ -64,6 +64,8 @@ export interface RedisTierOptions {
 /** Invalidations kept while Redis is away; beyond it the replay becomes one `clear`. */
 const MAX_PENDING_INVALIDATIONS = 1000;
 const TAG_SET_TTL_MS = MAX_CACHE_TTL_MS * 2;
+/** On close, the longest wait for writes in flight to be answered, in ms. */
+const CLOSE_FLUSH_MS = 2000;
 
 export class RedisTier implements SharedTier {
   readonly #prefix: string;
@@ -112,7 +114,7 @@ export class RedisTier implements SharedTier {
     if (!this.connected) return undefined;
     let text: string | null;
     try {
-      text = await this.#redis.client.get(this.#entryKey(key, tag));
+      text = await this.#redis.bounded(this.#redis.client.get(this.#entryKey(key, tag)));
     } catch (error) {
       this.#redis.failed(error);
       return undefined;
@@ -172,7 +174,8 @@ export class RedisTier implements SharedTier {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.flush();
+    // Writes still unanswered after a while will not be: closing must not wait on them for good.
+    await this.#redis.bounded(this.flush(), CLOSE_FLUSH_MS).catch(() => undefined);
     this.#closed = true;
     await this.#redis.close();
   }

@@ -134,11 +134,11 @@ export class GlobalRateLimiter {
     try {
       let reply: unknown;
       try {
-        reply = await client.evalSha(TOKEN_BUCKET_SHA, options);
+        reply = await this.#redis.bounded(client.evalSha(TOKEN_BUCKET_SHA, options));
       } catch (error) {
         // The node has not seen the script yet (first use, a restart): EVAL also caches it there.
         if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
-        reply = await client.eval(TOKEN_BUCKET_SCRIPT, options);
+        reply = await this.#redis.bounded(client.eval(TOKEN_BUCKET_SCRIPT, options));
       }
       return typeof reply === 'number' ? reply : Number(reply);
     } catch (error) {

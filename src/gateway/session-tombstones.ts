@@ -67,10 +67,12 @@ export class SessionTombstones {
     if (!this.#redis.connected || ttlMs <= 0) return false;
     try {
       // Two commands, not MULTI: on a cluster the key and the channel may sit on different shards.
-      await this.#redis.client.set(`${this.#keyPrefix}${id}`, '1', {
-        expiration: { type: 'PX', value: Math.ceil(ttlMs) },
-      });
-      await this.#redis.publish(this.#channel, id);
+      await this.#redis.bounded(
+        this.#redis.client.set(`${this.#keyPrefix}${id}`, '1', {
+          expiration: { type: 'PX', value: Math.ceil(ttlMs) },
+        }),
+      );
+      await this.#redis.bounded(this.#redis.publish(this.#channel, id));
       return true;
     } catch (error) {
       this.#redis.failed(error);
@@ -82,7 +84,7 @@ export class SessionTombstones {
   async isDeleted(id: string): Promise<boolean> {
     if (!this.#redis.connected) return false;
     try {
-      return (await this.#redis.client.exists(`${this.#keyPrefix}${id}`)) === 1;
+      return (await this.#redis.bounded(this.#redis.client.exists(`${this.#keyPrefix}${id}`))) === 1;
     } catch (error) {
       this.#redis.failed(error);
       return false;
