@@ -243,8 +243,12 @@ export class Catalog {
     if (running !== undefined) return running;
     if (performance.now() - failedAt < FAILED_LIST_RETRY_MS) return undefined;
     this.#incomplete.set(kind, performance.now());
+    const lists = this.#lists.get(kind)!;
+    const failed = [...lists.values()].filter((entry) => entry.error !== undefined);
     const retry = this.#load(kind)
       .then(() => {
+        // Still failing: keep the aggregate (a rebuild would ask the failing upstream again at once).
+        if (!failed.some((entry) => entry.items !== undefined)) return;
         // Rebuilt from the lists on next use: those that loaded fine are kept, not fetched again.
         if (kind === 'tools') this.#tools = undefined;
         if (kind === 'prompts') this.#prompts = undefined;
