@@ -69,3 +69,29 @@ test('kill(i) ends one replica by pid while the others keep serving', async () =
   }
   for (const pid of replicas.pids) assert.equal(running(pid), false, `replica ${pid} still running`);
 });
+
+test('SIGTERM with server.drain_delay: /readyz answers 503 while a call in flight finishes, then the process exits 0', async () => {
+  const replicas = await startReplicas({
+    count: 1,
+    config: { server: { drain_delay: '1500ms', drain_timeout: '10s' }, upstreams: { demo: stdioFixture() } },
+  });
+  try {
+    const client = new Client({ name: 'harness', version: '1' }, { versionNegotiation: { mode: 'auto' } });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${replicas.urls[0]}/mcp`)));
+    const slow = client.callTool({ name: 'slow', arguments: { ms: 1000 } });
+    // The call is in flight before the signal.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal((await fetch(`${replicas.urls[0]}/readyz`)).status, 200);
+    const ended = replicas.kill(0, 'SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const ready = await fetch(`${replicas.urls[0]}/readyz`);
+    assert.equal(ready.status, 503);
+    assert.equal(((await ready.json()) as { draining: boolean }).draining, true);
+    const result = await slow;
+    assert.notEqual(result.isError, true);
+    await client.close().catch(() => undefined);
+    assert.equal(await ended, 0);
+  } finally {
+    await replicas.close();
+  }
+});

@@ -40,6 +40,8 @@ export async function startFromFlags(flags: ServeFlags): Promise<{ gateway: Gate
     sessions: config.server.sessions,
     headersTimeoutMs: config.server.headersTimeoutMs,
     requestTimeoutMs: config.server.requestTimeoutMs,
+    drainDelayMs: config.server.drainDelayMs,
+    drainTimeoutMs: config.server.drainTimeoutMs,
     auth: config.auth,
     tenants: config.tenants,
     redis: config.redis,

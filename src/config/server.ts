@@ -74,6 +74,16 @@ export const serverSectionSchema = z.strictObject(
         'How long a client may take to send a whole request, body included (not the answer: long calls and streams are unaffected). At least headers_timeout. Default 30 s.',
       default: 30,
     }),
+    drain_delay: duration({ minMs: 0, maxMs: MAX_TIMER_MS }).optional().meta({
+      description:
+        'On SIGTERM, how long the gateway keeps serving with /readyz answering 503 before it stops accepting connections, so that a load balancer polling /readyz takes it out of rotation first. Set it to your balancer\'s health-check interval times its failure threshold. Default 0.',
+      default: 0,
+    }),
+    drain_timeout: duration({ minMs: 0, maxMs: MAX_TIMER_MS }).optional().meta({
+      description:
+        'On SIGTERM, after the listener closes, how long calls in flight may run to completion before their connections are cut and the upstreams closed. Default 10 s.',
+      default: 10,
+    }),
     allowed_origins: z
       .array(z.url({ error: 'expected an origin such as https://app.example.com' }), {
         error: 'expected a list of origins',
@@ -111,6 +121,10 @@ export interface ResolvedServerConfig {
   readonly sessions: ResolvedSessionsConfig;
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  /** On SIGTERM: serving with /readyz false before the listener closes, in ms. */
+  readonly drainDelayMs: number;
+  /** On SIGTERM: the longest wait for calls in flight, in ms. */
+  readonly drainTimeoutMs: number;
 }
 
 /** `server.sessions` resolved, defaults applied. */
@@ -138,6 +152,8 @@ export const SERVER_DEFAULTS: ResolvedServerConfig = Object.freeze({
   sessions: SESSIONS_DEFAULTS,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
+  drainDelayMs: 0,
+  drainTimeoutMs: 10_000,
 });
 
 export function resolveServerSection(section: ServerSection | undefined): ResolvedServerConfig {
@@ -151,6 +167,8 @@ export function resolveServerSection(section: ServerSection | undefined): Resolv
     sessions: resolveSessionsSection(section?.sessions),
     headersTimeoutMs: section?.headers_timeout ?? SERVER_DEFAULTS.headersTimeoutMs,
     requestTimeoutMs: section?.request_timeout ?? SERVER_DEFAULTS.requestTimeoutMs,
+    drainDelayMs: section?.drain_delay ?? SERVER_DEFAULTS.drainDelayMs,
+    drainTimeoutMs: section?.drain_timeout ?? SERVER_DEFAULTS.drainTimeoutMs,
   });
 }
 
