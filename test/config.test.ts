@@ -857,7 +857,22 @@ describe('server section', () => {
       sessions: { maxAgeMs: 24 * 3_600_000, idleMs: 30 * 60_000 },
       headersTimeoutMs: 10_000,
       requestTimeoutMs: 30_000,
+      drainDelayMs: 0,
+      drainTimeoutMs: 10_000,
     });
+  });
+
+  test('server.drain_delay and drain_timeout: durations in ms; a negative one names field, value and range', () => {
+    const config = parseConfigText(
+      'server:\n  drain_delay: 5s\n  drain_timeout: 30\nupstreams:\n  a:\n    server_url: http://127.0.0.1:9000/mcp\n',
+    );
+    assert.equal(config.server.drainDelayMs, 5000);
+    assert.equal(config.server.drainTimeoutMs, 30_000);
+    assert.throws(
+      () =>
+        parseConfigText('server:\n  drain_delay: -1\nupstreams:\n  a:\n    server_url: http://127.0.0.1:9000/mcp\n'),
+      /server\.drain_delay.*-1/s,
+    );
   });
 
   test('server.headers_timeout and request_timeout: durations in ms; a bad one names field, value and range', () => {
