@@ -15,6 +15,8 @@ import { after, before, describe, test } from 'node:test';
 
 import { Writable } from 'node:stream';
 
+import { createClient } from 'redis';
+
 import {
   resolveProxyConfig,
   resolveRedisSection,
@@ -70,7 +72,8 @@ interface Replica {
 async function replica(url: string, tenants: ResolvedTenantsConfig, keyPrefix: string): Promise<Replica> {
   const warnings: string[] = [];
   const limiter = new GlobalRateLimiter({
-    redis: resolveRedisSection({ url, prefix: keyPrefix }, 'unused'),
+    // A generous deadline: on a loaded machine a 250 ms answer is not an outage to count.
+    redis: resolveRedisSection({ url, prefix: keyPrefix, timeout: 2000 }, 'unused'),
     logger: { warn: (message) => warnings.push(message) },
     reconnectMaxMs: 200,
   });
@@ -201,6 +204,43 @@ void describe('rate limits shared through Redis', () => {
   });
 });
 
+void describe('a stalled Redis', () => {
+  void test('a Redis that accepted the command and stalls (CLIENT PAUSE) does not hold the request: the local bucket decides after the timeout', async () => {
+    const redis = await startOwnRedis();
+    const warnings: string[] = [];
+    const limiter = new GlobalRateLimiter({
+      redis: resolveRedisSection({ url: redis.url, prefix: `${prefix}d:`, timeout: 100 }, 'unused'),
+      logger: { warn: (message) => warnings.push(message) },
+    });
+    const sleeper = createClient({ url: redis.url });
+    sleeper.on('error', () => undefined);
+    try {
+      await limiter.ready();
+      await sleeper.connect();
+      const policy = new TenantPolicy(
+        { t: { rateLimit: { requestsPerSecond: 1, burst: 5 } } },
+        { globalLimits: limiter },
+      );
+      (await policy.admit(caller('t')))();
+      // Redis holds every command it receives for 3 s, the way a long script or a stall would.
+      await sleeper.sendCommand(['CLIENT', 'PAUSE', '3000', 'ALL']);
+      const started = performance.now();
+      (await policy.admit(caller('t')))();
+      const waitedMs = performance.now() - started;
+      assert.ok(waitedMs < 2000, `admitted after ${waitedMs.toFixed(0)} ms, not after the 3 s stall`);
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+      assert.match(warnings[0]!, /did not answer within 100 ms/);
+      const up = events('up', 1);
+      await up;
+      assert.ok(limiter.connected, 'shared again once Redis answers');
+    } finally {
+      await limiter.close();
+      await sleeper.close().catch(() => undefined);
+      await redis.stop();
+    }
+  });
+});
+
 void describe('through a gateway', () => {
   void test('Redis stopped mid-use: the tenant keeps being served under its local limit, one warning in the log, global again after a restart', async () => {
     const redis = await startOwnRedis();
@@ -222,7 +262,7 @@ void describe('through a gateway', () => {
       upstreams: [resolveProxyConfig(demoUpstreamConfig())],
       auth: { apiKeys: [{ id: 'k', key, tenant: 't' }], allowAnonymous: false, anonymousTenant: 'default' },
       tenants: { t: { rateLimit: { requestsPerSecond: 0.01, burst: 5 } } },
-      redis: resolveRedisSection({ url: redis.url, prefix: `${prefix}gw:` }, 'unused'),
+      redis: resolveRedisSection({ url: redis.url, prefix: `${prefix}gw:`, timeout: 2000 }, 'unused'),
       logger,
       telemetry: { ...TELEMETRY_DEFAULTS, logging: { ...TELEMETRY_DEFAULTS.logging, requests: false } },
     });

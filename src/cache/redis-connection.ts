@@ -151,7 +151,12 @@ export class RedisConnection {
   bounded<T>(command: Promise<T>, ms = this.#timeoutMs): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${this.where} did not answer within ${ms} ms`)), ms);
+      // Timers run before I/O in an event-loop turn: after a long block (a loaded machine), an
+      // answer that did come in time is still unread when the timer fires. Deciding in the check
+      // phase, after this turn's I/O, reads it first.
+      timer = setTimeout(() => {
+        setImmediate(() => reject(new Error(`${this.where} did not answer within ${ms} ms`)));
+      }, ms);
     });
     return Promise.race([command, expired]).finally(() => clearTimeout(timer));
   }

@@ -17,7 +17,7 @@
  * request of a rate-limited tenant (55-85 µs at P50 on loopback here: `npm run bench -- ratelimit`); tenants
  * without a `rate_limit` never wait for Redis.
  *
- * When Redis cannot answer (down, or slower than its `timeout`), the request is judged by the
+ * When Redis cannot answer (down, or slower than its `timeout`, even with the command sent), the request is judged by the
  * replica's own bucket instead, so calls keep succeeding at up to N × the limit across N replicas;
  * one warning is logged per outage, the connection retries with backoff, and the shared buckets
  * are used again as soon as Redis answers.
