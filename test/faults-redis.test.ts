@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 
 import { startHttpFixture } from './fixtures/index.js';
 import {
@@ -37,8 +37,19 @@ const WORKERS = 12;
 const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-faults-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('Redis SIGKILLed and restarted on its port under load: every call succeeds, one warning per part that uses it, the shared tier comes back, counter never runs twice', async (t) => {
-  const ledger = join(dir, 'redis.ledger');
+test('Redis SIGKILLed and restarted on its port under load: every call succeeds, one warning per part that uses it, the shared tier comes back, counter never runs twice', (t) =>
+  outageUnderLoad(t, 'kill'));
+
+test('Redis frozen (SIGSTOP) under load, then resumed: every call succeeds, at most one warning per part that uses it, the shared tier is up after, counter never runs twice', (t) =>
+  outageUnderLoad(t, 'freeze'));
+
+/**
+ * The Redis outage: `kill` SIGKILLs the redis-server and starts a new one on its port (connections
+ * reset, then refused, then an empty Redis); `freeze` SIGSTOPs it and SIGCONTs it later
+ * (connections stay open and nothing answers: the nastier fault, bounded only by timeouts).
+ */
+async function outageUnderLoad(t: TestContext, fault: 'kill' | 'freeze'): Promise<void> {
+  const ledger = join(dir, `redis-${fault}.ledger`);
   let redis: OwnRedis = await startOwnRedis();
   const web = await startHttpFixture({ mode: 'legacy', ledger });
   const prefix = `mcp-relay-faults:${randomUUID()}:`;
@@ -84,7 +95,7 @@ test('Redis SIGKILLed and restarted on its port under load: every call succeeds,
     let started = 0;
     let backAt = Infinity;
     let wentDown = false;
-    let fault: Promise<void> | undefined;
+    let injected: Promise<void> | undefined;
     const records = await runLoad({
       total: (i) => i < backAt + 300,
       workers: WORKERS,
@@ -94,27 +105,34 @@ test('Redis SIGKILLed and restarted on its port under load: every call succeeds,
       },
       onSettled: (n) => {
         if (n !== 150) return;
-        fault = (async () => {
+        injected = (async () => {
           try {
-            const port = redis.port;
-            await redis.stop(); // SIGKILL by pid
-            wentDown = await eventually(() => l2Up(0), 20_000);
-            // Down a while under load, then back on the same port, empty.
-            await new Promise((resolve) => setTimeout(resolve, 1000));
-            redis = await startOwnRedis(port);
-            assert.ok(await eventually(() => l2Up(1), 20_000), 'the shared tier came back after the restart');
+            if (fault === 'kill') {
+              const port = redis.port;
+              await redis.stop(); // SIGKILL by pid
+              wentDown = await eventually(() => l2Up(0), 20_000);
+              // Down a while under load, then back on the same port, empty.
+              await new Promise((resolve) => setTimeout(resolve, 1000));
+              redis = await startOwnRedis(port);
+            } else {
+              process.kill(redis.pid, 'SIGSTOP');
+              // Frozen a while under load: long enough for every command timeout to pass.
+              await new Promise((resolve) => setTimeout(resolve, 3000));
+              process.kill(redis.pid, 'SIGCONT');
+            }
+            assert.ok(await eventually(() => l2Up(1), 20_000), 'the shared tier is up after the outage');
           } finally {
             backAt = started;
           }
         })();
-        fault.catch(() => undefined); // awaited after the load, which must not stop on it
+        injected.catch(() => undefined); // awaited after the load, which must not stop on it
       },
     });
-    await fault;
+    await injected;
     await client.close();
     t.diagnostic(`through the Redis outage: ${summarize(records)}; back by call ${backAt}`);
 
-    assert.ok(wentDown, 'the gateway saw Redis go down');
+    if (fault === 'kill') assert.ok(wentDown, 'the gateway saw Redis go down');
     assertAllEnded(records, DEADLINE_MS);
     assert.equal(summarize(records), `result ${records.length}`, firstFailures(records));
     assert.deepEqual(counterViolations([...warm, ...records], readLedger(ledger)), []);
@@ -134,7 +152,7 @@ test('Redis SIGKILLed and restarted on its port under load: every call succeeds,
       if (match) warnings.set(match[1]!, (warnings.get(match[1]!) ?? 0) + 1);
     }
     t.diagnostic(`Redis warnings: ${[...warnings].map(([part, n]) => `${part} ×${n}`).join(', ')}`);
-    assert.ok(warnings.size > 0, `the outage was logged: ${replicas.output(0)}`);
+    if (fault === 'kill') assert.ok(warnings.size > 0, `the outage was logged: ${replicas.output(0)}`);
     for (const [part, count] of warnings) assert.equal(count, 1, `${part} warned ${count} times`);
     await assertBaseline(gateway, baseline, 0);
   } finally {
@@ -142,4 +160,4 @@ test('Redis SIGKILLed and restarted on its port under load: every call succeeds,
     await web.stop();
     await redis.stop();
   }
-});
+}
