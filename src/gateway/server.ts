@@ -11,6 +11,7 @@ import type {
   ResolvedTenantsConfig,
   ResolvedUpstreamConfig,
 } from '../config/index.js';
+import type { CacheLogger } from '../cache/index.js';
 import { Observability } from '../dashboard/index.js';
 import { RelayError, RelayErrorCode } from '../errors/index.js';
 import { createProxyFactory, ProxyManager } from '../proxy/index.js';
@@ -116,6 +117,8 @@ export async function createGatewayCore(
   > & {
     /** Tenants' rules; without it every caller may do everything. */
     policy?: AccessPolicy | undefined;
+    /** Where the upstreams' caches warn (a Redis outage). Default `process.emitWarning`. */
+    cacheLogger?: CacheLogger | undefined;
   },
 ): Promise<GatewayCore> {
   // Upstreams named in a balance group are served as that group: one upstream to callers, every
@@ -133,7 +136,10 @@ export async function createGatewayCore(
     ...(await Promise.all(
       options.upstreams
         .filter((config) => !grouped.has(config.name))
-        .map(async (config) => ({ name: config.name, factory: await createProxyFactory(config) })),
+        .map(async (config) => ({
+          name: config.name,
+          factory: await createProxyFactory(config, { logger: options.cacheLogger }),
+        })),
     )),
     ...groups.map((group) => ({ name: group.name, factory: manager!.getFactory(group.name) })),
   ];
@@ -157,13 +163,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? '127.0.0.1';
   // The limiter's one warning per Redis outage goes to the gateway's log, which exists only later.
   const log: { warn?: (message: string) => void } = {};
-  const access = accessControl(options, host, (message) =>
-    log.warn ? log.warn(message) : process.emitWarning(message),
+  const warn = (message: string) => (log.warn ? log.warn(message) : process.emitWarning(message));
+  const access = accessControl(options, host, warn);
+  // The caches' warnings (a Redis outage) go to the same JSON log.
+  const core = await createGatewayCore({ ...options, policy: access.policy, cacheLogger: { warn } }).catch(
+    async (error: unknown) => {
+      await access.globalLimits?.close();
+      throw error;
+    },
   );
-  const core = await createGatewayCore({ ...options, policy: access.policy }).catch(async (error: unknown) => {
-    await access.globalLimits?.close();
-    throw error;
-  });
   const upstreams = core.catalog.upstreams;
   const observability = new Observability(
     upstreams.map((u) => u.factory),
