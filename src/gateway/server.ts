@@ -253,7 +253,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     // Malformed HTTP (garbage, oversized headers) and clients too slow to send their request:
     // answer with the status that says which, close, and move on; never crash.
-    if (!socket.writable) return;
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
     const status =
       error.code === 'HPE_HEADER_OVERFLOW'
         ? '431 Request Header Fields Too Large'
@@ -261,6 +264,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           ? '408 Request Timeout'
           : '400 Bad Request';
     socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    // A client that ignores the close and keeps sending must not keep the socket: give it a second.
+    const linger = setTimeout(() => socket.destroy(), 1000).unref();
+    socket.once('close', () => clearTimeout(linger));
   });
 
   await new Promise<void>((resolve, reject) => {
