@@ -76,7 +76,7 @@ export const serverSectionSchema = z.strictObject(
     }),
     drain_delay: duration({ minMs: 0, maxMs: MAX_TIMER_MS }).optional().meta({
       description:
-        'On SIGTERM, how long the gateway keeps serving with /readyz answering 503 before it stops accepting connections, so that a load balancer polling /readyz takes it out of rotation first. Set it to your balancer\'s health-check interval times its failure threshold. Default 0.',
+        "On SIGTERM, how long the gateway keeps serving with /readyz answering 503 before it stops accepting connections, so that a load balancer polling /readyz takes it out of rotation first. Set it to your balancer's health-check interval times its failure threshold. Default 0.",
       default: 0,
     }),
     drain_timeout: duration({ minMs: 0, maxMs: MAX_TIMER_MS }).optional().meta({
