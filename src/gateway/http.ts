@@ -398,85 +398,74 @@ export class HttpInbound {
   ): Promise<void> {
     this.#answering++;
     try {
-      await this.#answerNow(req, res, id, method, params, base, session);
-    } finally {
-      if (--this.#answering === 0) this.#onIdle?.();
-    }
-  }
-
-  async #answerNow(
-    req: IncomingMessage,
-    res: ServerResponse,
-    id: JsonRpcId,
-    method: string,
-    params: Record<string, unknown> | undefined,
-    base: Pick<RequestContext, 'era' | 'scope' | 'caller' | 'header'>,
-    session: LegacySession | undefined,
-  ): Promise<void> {
-    const gone = new CallerGone(res);
-    session?.inFlight.set(id, gone);
-    const meta = params?.['_meta'];
-    const progressToken = isObject(meta) ? meta['progressToken'] : undefined;
-    const streams = progressToken !== undefined && acceptsEventStream(req);
-    const ctx: RequestContext = {
-      era: base.era,
-      scope: base.scope,
-      caller: base.caller,
-      header: base.header,
-      get signal() {
-        return gone.signal;
-      },
-    };
-    if (streams) {
-      ctx.onProgress = (update: ProgressUpdate) => {
-        if (!res.headersSent) res.writeHead(200, SSE_HEADERS);
-        writeEvent(res, notificationMessage('notifications/progress', { progressToken, ...definedOnly(update) }));
+      const gone = new CallerGone(res);
+      session?.inFlight.set(id, gone);
+      const meta = params?.['_meta'];
+      const progressToken = isObject(meta) ? meta['progressToken'] : undefined;
+      const streams = progressToken !== undefined && acceptsEventStream(req);
+      const ctx: RequestContext = {
+        era: base.era,
+        scope: base.scope,
+        caller: base.caller,
+        header: base.header,
+        get signal() {
+          return gone.signal;
+        },
       };
-    }
-    const logLevel = acceptsEventStream(req) ? relayedLogLevel(base.era, meta) : undefined;
-    if (logLevel !== undefined) {
-      // An upstream's log messages about this request travel on its stream, before the result.
-      ctx.onLog = (logParams) => {
-        if (!logAtLeast(logParams['level'], logLevel)) return;
-        if (!res.headersSent) res.writeHead(200, SSE_HEADERS);
-        writeEvent(res, notificationMessage('notifications/message', logParams));
-      };
-    }
-    if (session) {
-      ctx.onServerRequest = (serverMethod, serverParams) => {
-        // The question travels on this request's stream; the answer comes back as a POST.
-        if (!res.headersSent) res.writeHead(200, SSE_HEADERS);
-        const askId = `relay-${randomUUID()}`;
-        const answer = new Promise<unknown>((resolve, reject) => {
-          session.asked.set(askId, { resolve, reject });
-          gone.signal.addEventListener('abort', () => {
-            session.asked.delete(askId);
-            reject(new RpcError(RpcCode.InternalError, 'the request that asked was cancelled'));
-          });
-        });
-        writeEvent(res, JSON.stringify({ jsonrpc: '2.0', id: askId, method: serverMethod, params: serverParams }));
-        return answer;
-      };
-    }
-    let payload: string;
-    try {
-      payload = resultResponse(id, await this.#core.handle(method, params, ctx));
-    } catch (error) {
-      const rpcError = toRpcError(error);
-      if (!res.headersSent) {
-        writeJson(res, base.era === 'modern' ? modernErrorStatus(rpcError.code) : 200, errorResponse(id, rpcError));
-        return;
+      if (streams) {
+        ctx.onProgress = (update: ProgressUpdate) => {
+          if (!res.headersSent) res.writeHead(200, SSE_HEADERS);
+          writeEvent(res, notificationMessage('notifications/progress', { progressToken, ...definedOnly(update) }));
+        };
       }
-      payload = errorResponse(id, rpcError);
+      const logLevel = acceptsEventStream(req) ? relayedLogLevel(base.era, meta) : undefined;
+      if (logLevel !== undefined) {
+        // An upstream's log messages about this request travel on its stream, before the result.
+        ctx.onLog = (logParams) => {
+          if (!logAtLeast(logParams['level'], logLevel)) return;
+          if (!res.headersSent) res.writeHead(200, SSE_HEADERS);
+          writeEvent(res, notificationMessage('notifications/message', logParams));
+        };
+      }
+      if (session) {
+        ctx.onServerRequest = (serverMethod, serverParams) => {
+          // The question travels on this request's stream; the answer comes back as a POST.
+          if (!res.headersSent) res.writeHead(200, SSE_HEADERS);
+          const askId = `relay-${randomUUID()}`;
+          const answer = new Promise<unknown>((resolve, reject) => {
+            session.asked.set(askId, { resolve, reject });
+            gone.signal.addEventListener('abort', () => {
+              session.asked.delete(askId);
+              reject(new RpcError(RpcCode.InternalError, 'the request that asked was cancelled'));
+            });
+          });
+          writeEvent(res, JSON.stringify({ jsonrpc: '2.0', id: askId, method: serverMethod, params: serverParams }));
+          return answer;
+        };
+      }
+      let payload: string;
+      try {
+        payload = resultResponse(id, await this.#core.handle(method, params, ctx));
+      } catch (error) {
+        const rpcError = toRpcError(error);
+        if (!res.headersSent) {
+          writeJson(res, base.era === 'modern' ? modernErrorStatus(rpcError.code) : 200, errorResponse(id, rpcError));
+          return;
+        }
+        payload = errorResponse(id, rpcError);
+      } finally {
+        session?.inFlight.delete(id);
+      }
+      if (res.destroyed) return;
+      if (res.headersSent) {
+        writeEvent(res, payload);
+        res.end();
+      } else {
+        writeJson(res, 200, payload);
+      }
     } finally {
-      session?.inFlight.delete(id);
-    }
-    if (res.destroyed) return;
-    if (res.headersSent) {
-      writeEvent(res, payload);
-      res.end();
-    } else {
-      writeJson(res, 200, payload);
+      // Answered (or given up): a drain waits for this count to reach 0.
+      if (--this.#answering === 0) this.#onIdle?.();
     }
   }
 
