@@ -12,14 +12,19 @@ import { runSoak, SOAK_LIMITS } from '../bench/lib/soak.js';
 
 test(
   '60 s at 80 % of measured capacity: RSS grows under 10 %, fds and children come back to baseline, no errors, the target rate is held',
-  // About 75 s: 60 s held, 4 s of warm-up, 4 s of capacity, starting and settling. The limit is
+  // About 100 s: 60 s held, 30 s of warm-up, 3 s of capacity, starting and settling. The limit is
   // generous because a machine shared with other test files can take half as long again.
-  { timeout: 180_000 },
+  { timeout: 240_000 },
   async (t) => {
     const started = performance.now();
     const report = await runSoak({
       durationMs: 60_000,
-      warmupMs: 4000,
+      // At the ~1,200 calls/s of an idle CI machine the process's memory outside the JS heap
+      // (allocator arenas, V8's spaces) keeps growing for about half a minute before it levels
+      // off: after 6 s of warm-up Node 24 grew 21-38 % over the minute with the heap in use flat
+      // (50.6 → 49.8 MiB, external 9 MiB throughout); after 30 s it grew 3 %. The held minute
+      // must start at the working size, or it measures the warm-up rather than a leak.
+      warmupMs: 30_000,
       capacityMs: 3000,
       sampleEveryMs: 2000,
       settleMs: 15_000,
