@@ -281,13 +281,8 @@ export class ResponseCache {
   #revalidate(request: FetchRequest): void {
     const flightKey = request.identity === '' ? request.key : privateKey(request.key, request.identity);
     if (this.#flights.has(flightKey)) return;
-    const flight = this.#start(
-      flightKey,
-      { ...request, mode: 'refresh', signal: undefined, onProgress: undefined },
-      true,
-    );
     // Nobody waits for a background revalidation; its failure leaves the stale entry to expire.
-    flight.promise.catch(() => undefined);
+    this.#start(flightKey, { ...request, mode: 'refresh', signal: undefined, onProgress: undefined }, true);
   }
 
   #start(flightKey: string, request: FetchRequest, background: boolean): Flight {
@@ -298,6 +293,10 @@ export class ResponseCache {
     flight.promise = this.#run(flight, request).finally(() => {
       if (this.#flights.get(flightKey) === flight) this.#flights.delete(flightKey);
     });
+    // Waiters get its failure through their own awaits. When the last one left before it failed
+    // (its signal was already aborted, so it never attached to this promise), nobody else would:
+    // an unhandled rejection that would end the process.
+    flight.promise.catch(() => undefined);
     return flight;
   }
 
