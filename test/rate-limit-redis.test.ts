@@ -179,7 +179,9 @@ void describe('rate limits shared through Redis', () => {
       await redis.stop();
       await downs;
       const [ra, rb] = [a, b];
-      assert.ok(!ra.limiter.connected && !rb.limiter.connected, 'both replicas see Redis down');
+      // The claim is each replica's own state, not the count of events on a process-wide channel
+      // (once in CI, after two 'down' events one replica still read as connected).
+      await until(() => !ra.limiter.connected && !rb.limiter.connected, 'both replicas to see Redis down');
       // Local buckets (never used while shared) hold the full burst: requests keep being admitted.
       assert.equal(await admittedBy(a, 8), 5, "A's own bucket admits its burst, then refuses");
       assert.equal(await admittedBy(b, 8), 5, "B's own bucket too");
