@@ -53,7 +53,7 @@ function requireRedisServer(): void {
  */
 export async function startOwnRedis(port?: number): Promise<OwnRedis> {
   requireRedisServer();
-  const chosen = port ?? (await freePort());
+  const chosen = port ?? (await redisPort());
   const child: ChildProcess = spawn(
     'redis-server',
     ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
@@ -86,6 +86,29 @@ export async function startOwnRedis(port?: number): Promise<OwnRedis> {
       return stopping;
     },
   };
+}
+
+/**
+ * A free port for a test's own redis-server, drawn at random below the kernel's ephemeral range
+ * (32768-60999 here). A port from that range, once its Redis is stopped, can be handed by the
+ * kernel to another test process's own redis-server; a client reconnecting to the stopped one
+ * then finds a Redis answering there and reports it up (seen once in CI). Below the range only
+ * another random draw can collide.
+ */
+async function redisPort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const server = net.createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (free) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      return port;
+    }
+  }
+  return freePort();
 }
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
