@@ -142,8 +142,16 @@ function invalid(headline: string, lines: readonly string[]): RelayError {
   const count = lines.length === 1 ? '1 problem' : `${lines.length} problems`;
   return new RelayError(
     RelayErrorCode.InvalidConfig,
-    `${headline} (${count}):\n${lines.map((l) => `  ${l}`).join('\n')}`,
+    `${headline} (${count}):\n${lines.map((l) => `  ${oneLine(l)}`).join('\n')}`,
   );
+}
+
+/**
+ * A problem stays on its line whatever the file held: a value or key with a line break or a Unicode
+ * line separator (U+2028, U+2029; found by the config fuzz test) is shown escaped.
+ */
+function oneLine(line: string): string {
+  return line.replace(/[\n\r\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 // ---------------------------------------------------------------------------------------------
