@@ -5,7 +5,6 @@
  * over sharded pub/sub.
  */
 import assert from 'node:assert/strict';
-import diagnosticsChannel from 'node:diagnostics_channel';
 import { after, before, describe, test } from 'node:test';
 
 import { createClient } from 'redis';
@@ -14,6 +13,7 @@ import { CACHE_CHANNELS, type CacheInvalidateEvent, type CacheL2Event } from '..
 import { createProxyFactory, type ProxyFactory } from '../src/index.js';
 import { startInProcessHttpFixture } from './fixtures/index.js';
 import { startRedisCluster, type RedisClusterHandle } from './helpers/redis-cluster.js';
+import { nextEvent } from './helpers/events.js';
 
 const fixture = await startInProcessHttpFixture({ mode: 'modern' });
 let cluster: RedisClusterHandle;
@@ -29,17 +29,6 @@ after(async () => {
 
 function calls(tool: string): number {
   return fixture.state.calls.get(tool) ?? 0;
-}
-
-function nextEvent<T>(name: string, accept: (message: T) => boolean = () => true): Promise<T> {
-  return new Promise((resolve) => {
-    const listener = (message: unknown): void => {
-      if (!accept(message as T)) return;
-      diagnosticsChannel.unsubscribe(name, listener);
-      resolve(message as T);
-    };
-    diagnosticsChannel.subscribe(name, listener);
-  });
 }
 
 /** A factory with its own cache and cluster connections: what one process of a deployment has. */

@@ -11,7 +11,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import diagnosticsChannel from 'node:diagnostics_channel';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -37,6 +36,7 @@ import {
   startOwnRedis,
   type OwnRedis,
 } from './helpers/redis.js';
+import { nextEvent } from './helpers/events.js';
 
 const fixture = await startInProcessHttpFixture({ mode: 'modern' });
 const prefix = `mcp-relay-test:${randomUUID()}:`;
@@ -61,17 +61,6 @@ after(async () => {
 
 function calls(tool: string): number {
   return fixture.state.calls.get(tool) ?? 0;
-}
-
-function nextEvent<T>(name: string, accept: (message: T) => boolean = () => true): Promise<T> {
-  return new Promise((resolve) => {
-    const listener = (message: unknown): void => {
-      if (!accept(message as T)) return;
-      diagnosticsChannel.unsubscribe(name, listener);
-      resolve(message as T);
-    };
-    diagnosticsChannel.subscribe(name, listener);
-  });
 }
 
 /** A factory with its own cache and its own Redis connections: what one process of a deployment has. */
