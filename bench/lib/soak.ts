@@ -29,8 +29,9 @@
  * the hot path, its heap grows to its working size, the cache fills up to `cache_size` and pools
  * and sessions open; that is paid once, whatever the run's length, and is not a leak. A leak grows
  * with the calls served, which is what comparing the start of the held window with its end sees.
- * And each end is read right after a full garbage collection (the gateway runs with
- * `--expose-gc` and [gc-on-signal.ts](gc-on-signal.ts) preloaded; SIGUSR2 asks for one), the
+ * And each end is read right after a full garbage collection, V8's "last resort" one that also
+ * hands back the pages it keeps for reuse (the gateway runs with `--expose-gc` and
+ * [gc-on-signal.ts](gc-on-signal.ts) preloaded, which says why that one; SIGUSR2 asks for it), the
  * lowest of three readings a second apart: under load the gateway's raw RSS saws with V8's major
  * GC cycle (156-235 MiB in a trial run, a period over a minute), so two raw samples would say more
  * about where in that cycle they fell than about a leak. The lowest of three, because V8 hands the
@@ -119,6 +120,8 @@ export interface CollectedMemory {
   heapUsed: number;
   external: number;
   arrayBuffers: number;
+  /** The heap pages V8 counts as its own (`v8.getHeapStatistics().total_physical_size`). */
+  heapPhysical: number;
 }
 
 export interface SoakReport {
