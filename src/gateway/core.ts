@@ -41,7 +41,16 @@ export interface AccessPolicy {
    * A promise only where deciding takes a round trip (a rate limit shared through Redis).
    */
   admit(caller: Caller): (() => void) | Promise<() => void>;
+  /**
+   * Whether `admit` would let the caller in at once without taking anything that outlives the
+   * call: a concurrency slot free and no rate limit (whose token a call spends). A call answered
+   * within the same turn of the event loop needs no more admission than that.
+   */
+  admitsFreely(caller: Caller): boolean;
 }
+
+/** What {@link GatewayCore.cachedAnswer} needs of a request: who asks, in which revision, where. */
+export type CachedContext = Pick<RequestContext, 'caller' | 'era' | 'header' | 'scope'>;
 
 /** What a transport knows about the request it hands to the core. */
 export interface RequestContext {
@@ -206,6 +215,45 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     } finally {
       release?.();
     }
+  }
+
+  /**
+   * The answer to a `tools/call` that the cache already holds, found without a turn of the event
+   * loop, or `undefined`: then {@link handle} answers it. Takes the same steps as `handle` (the
+   * tenant's admission, the route, the `Mcp-Param-*` check, the tenant's allowed tools, the cache
+   * partition and key) and answers only a fresh hit; anything else (a miss, a refusal, an error)
+   * is left to `handle`, which says it the one way it is said. A hit costs no upstream request, no
+   * promise and no per-call objects: this is the path most of a cached gateway's traffic takes.
+   */
+  cachedAnswer(method: string, params: Record<string, unknown> | undefined, ctx: CachedContext): unknown {
+    if (method !== 'tools/call') return undefined;
+    const name = params?.['name'];
+    if (typeof name !== 'string') return undefined;
+    const catalog = ctx.scope ? this.#scoped.get(ctx.scope.name)! : this.catalog;
+    const view = catalog.loadedTools;
+    const route = view?.routes.get(name);
+    if (route === undefined) return undefined;
+    const factory = route.upstream.factory;
+    if (factory.cache === undefined || (ctx.era === 'legacy' && mayTakeTwin(factory))) return undefined;
+    if (params!['inputResponses'] !== undefined || params!['requestState'] !== undefined) return undefined;
+    const args = params!['arguments'];
+    if (args !== undefined && !isObject(args)) return undefined;
+    if (ctx.header !== undefined) {
+      const declarations = this.#paramDeclarations(view!, name);
+      if (declarations.length > 0 && checkParamHeaders(declarations, args, ctx.header)) return undefined;
+    }
+    const caller = ctx.caller;
+    const policy = this.#options.policy;
+    if (policy && caller && !policy.allows(caller, route.upstream.name, 'tool', route.name)) return undefined;
+    // A rate-limited tenant spends a token per call, a miss included: that call takes handle().
+    if (policy && caller && !policy.admitsFreely(caller)) return undefined;
+    const hit = factory.cachedTool(
+      route.name,
+      args ?? {},
+      caller === undefined ? undefined : cachePartition(route, caller),
+    );
+    if (hit === undefined) return undefined;
+    return ctx.era === 'modern' ? modernResult(method, hit) : hit;
   }
 
   async #dispatch(method: string, params: Record<string, unknown> | undefined, ctx: RequestContext): Promise<unknown> {
@@ -393,14 +441,13 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
     }
     const caller = ctx.caller;
     if (caller !== undefined) {
-      const transport = route.upstream.factory.config.transport;
-      const forward = transport.kind === 'http' && transport.forwardAuth === true;
-      // The caller's tenant is its cache partition. An upstream that sees each caller's own token
-      // may answer each differently: its answers are then kept per caller.
-      options.tenant = forward ? `${caller.tenant}\u0000${caller.identity}` : caller.tenant;
-      options.identity = caller.identity;
+      const partition = cachePartition(route, caller);
+      options.tenant = partition.tenant;
+      options.identity = partition.identity;
       // Only to upstreams configured with forward_auth does the caller's token ever go.
-      if (forward && caller.token !== undefined) options.headers = { authorization: `Bearer ${caller.token}` };
+      if (forwardsAuth(route) && caller.token !== undefined) {
+        options.headers = { authorization: `Bearer ${caller.token}` };
+      }
     }
     if (
       declarations !== undefined &&
@@ -426,9 +473,7 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
   #legacyTwin(upstream: GatewayUpstream, ctx: RequestContext): Promise<ProxyFactory> | undefined {
     if (ctx.era !== 'legacy' || ctx.onServerRequest === undefined) return undefined;
     const factory = upstream.factory;
-    // Only HTTP upstreams relay a server's mid-call requests (see CallOptions.onServerRequest).
-    if (factory.config.transport.kind !== 'http' || factory.config.protocol !== 'auto') return undefined;
-    if (factory.upstream.info?.era !== 'modern') return undefined;
+    if (!mayTakeTwin(factory)) return undefined;
     const known = this.#twins.get(upstream.name);
     if (known !== undefined && (known.failedAt === undefined || performance.now() - known.failedAt < TWIN_RETRY_MS)) {
       return known.failedAt === undefined ? known.factory : undefined;
@@ -550,6 +595,29 @@ const REMOVED_IN_MODERN = new Set([
   'resources/subscribe',
   'resources/unsubscribe',
 ]);
+
+/** Whether a 2025 caller's calls to this upstream may take a second, 2025 connection (see `#legacyTwin`). */
+function mayTakeTwin(factory: ProxyFactory): boolean {
+  // Only HTTP upstreams relay a server's mid-call requests (see CallOptions.onServerRequest).
+  if (factory.config.transport.kind !== 'http' || factory.config.protocol !== 'auto') return false;
+  return factory.upstream.info?.era === 'modern';
+}
+
+function forwardsAuth(route: Route): boolean {
+  const transport = route.upstream.factory.config.transport;
+  return transport.kind === 'http' && transport.forwardAuth === true;
+}
+
+/**
+ * The cache partition of a caller's calls on a route: the caller's tenant. An upstream that sees
+ * each caller's own token may answer each differently: its answers are then kept per caller.
+ */
+function cachePartition(route: Route, caller: Caller): { tenant: string; identity: string } {
+  return {
+    tenant: forwardsAuth(route) ? `${caller.tenant}\u0000${caller.identity}` : caller.tenant,
+    identity: caller.identity,
+  };
+}
 
 /** Methods whose 2026-07-28 results must carry a cache hint (`ttlMs`, `cacheScope`). */
 const HINTED_METHODS = new Set([

@@ -396,6 +396,12 @@ export class HttpInbound {
     base: Pick<RequestContext, 'era' | 'scope' | 'caller' | 'header'>,
     session: LegacySession | undefined,
   ): Promise<void> {
+    // Most of a cached gateway's traffic: answered here, at once, with the entry's stored bytes.
+    const hit = this.#core.cachedAnswer(method, params, base);
+    if (hit !== undefined) {
+      writeJson(res, 200, resultResponse(id, hit));
+      return;
+    }
     this.#answering++;
     try {
       const gone = new CallerGone(res);

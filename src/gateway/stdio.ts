@@ -152,6 +152,11 @@ export class StdioInbound {
     if (method === 'resources/subscribe' && typeof params?.['uri'] === 'string') this.#subscriptions.add(params['uri']);
     if (method === 'resources/unsubscribe' && typeof params?.['uri'] === 'string')
       this.#subscriptions.delete(params['uri']);
+    const hit = this.#core.cachedAnswer(method, params, { era: this.#era });
+    if (hit !== undefined) {
+      this.#write(resultResponse(id, hit));
+      return;
+    }
     const controller = new AbortController();
     this.#inFlight.set(id, controller);
     const progressToken = meta?.['progressToken'];

@@ -101,6 +101,20 @@ export class TenantPolicy implements AccessPolicy {
   }
 
   admit(caller: Caller): (() => void) | Promise<() => void> {
+    const tenant = this.#admissible(caller);
+    const rate = tenant.rate;
+    const global = this.#global;
+    if (rate !== undefined && global?.connected === true) return this.#admitGlobally(tenant, rate, global);
+    return this.#admitLocally(tenant);
+  }
+
+  admitsFreely(caller: Caller): boolean {
+    const tenant = this.#tenants.get(caller.tenant);
+    return tenant !== undefined && tenant.rate === undefined && tenant.inFlight < tenant.maxConcurrent;
+  }
+
+  /** The caller's tenant, if it is configured and has a concurrency slot free; else throws. */
+  #admissible(caller: Caller): TenantState {
     const tenant = this.#tenants.get(caller.tenant);
     if (tenant === undefined) {
       throw new RpcError(RpcCode.Refused, `Forbidden: tenant '${caller.tenant}' is not configured on this gateway`, {
@@ -115,12 +129,12 @@ export class TenantPolicy implements AccessPolicy {
         { relayCode: RelayErrorCode.QuotaExceeded, tenant: tenant.name, maxConcurrent: tenant.maxConcurrent },
       );
     }
-    const rate = tenant.rate;
-    if (rate !== undefined) {
-      const global = this.#global;
-      if (global?.connected === true) return this.#admitGlobally(tenant, rate, global);
-      this.#takeLocal(tenant, rate);
-    }
+    return tenant;
+  }
+
+  /** A token from this replica's own bucket (if the tenant has a rate) and a concurrency slot. */
+  #admitLocally(tenant: TenantState): () => void {
+    if (tenant.rate !== undefined) this.#takeLocal(tenant, tenant.rate);
     tenant.inFlight++;
     return releaser(tenant);
   }

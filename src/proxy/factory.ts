@@ -345,20 +345,48 @@ export class ProxyFactory implements AsyncDisposable {
     const ttl = this.#policy!.toolVerdict(name);
     if (ttl === null) return this.#uncached('tools/call', sent, options) as Promise<CallToolResult>;
     if (ttl === undefined) return this.#callToolOnceAnnotated(name, args, options, params);
-    const started = callChannel.hasSubscribers ? this.#clock.start() : -1;
-    const tenant = options?.tenant;
-    const key =
-      (tenant === undefined || tenant === this.#tenant
-        ? (prefix ?? this.toolKeyPrefix(name))
-        : keyPrefix(tenant, this.#group, 'tools/call', name)) + canonicalJson(args);
+    const key = this.#toolKey(name, args, options?.tenant, prefix);
     if (options?.cache !== 'refresh') {
-      const hit = cache.get(key, options?.identity ?? this.#identity, 'tools');
-      if (hit !== undefined) {
-        if (started !== -1) this.#clock.hit(this, 'tools/call', name, tenant ?? this.#tenant, started);
-        return Promise.resolve(hit as CallToolResult);
-      }
+      const hit = this.#toolHit(name, key, options);
+      if (hit !== undefined) return Promise.resolve(hit);
     }
     return this.#cached('tools/call', 'tools', name, sent, ttl, key, options) as Promise<CallToolResult>;
+  }
+
+  /**
+   * The fresh cache entry that `callTool(name, args, options)` would answer with, found without a
+   * turn of the event loop, or `undefined` when that call would go further (a miss, a stale entry,
+   * a tool whose verdict needs its annotations, a cache bypass or refresh). Counted and published
+   * as the hit it is: the same lookup as `callTool`'s, for callers that answer synchronously.
+   */
+  cachedTool(name: string, args: Record<string, unknown>, options?: ExecuteOptions): CallToolResult | undefined {
+    if (this.cache === undefined || this.#closed || options?.cache === 'bypass' || options?.cache === 'refresh') {
+      return undefined;
+    }
+    if (typeof this.#policy!.toolVerdict(name) !== 'number') return undefined;
+    return this.#toolHit(name, this.#toolKey(name, args, options?.tenant, undefined), options);
+  }
+
+  #toolKey(
+    name: string,
+    args: Record<string, unknown>,
+    tenant: string | undefined,
+    prefix: string | undefined,
+  ): string {
+    return (
+      (tenant === undefined || tenant === this.#tenant
+        ? (prefix ?? this.toolKeyPrefix(name))
+        : keyPrefix(tenant, this.#group, 'tools/call', name)) + canonicalJson(args)
+    );
+  }
+
+  #toolHit(name: string, key: string, options: ExecuteOptions | undefined): CallToolResult | undefined {
+    const started = callChannel.hasSubscribers ? this.#clock.start() : -1;
+    const hit = this.cache!.get(key, options?.identity ?? this.#identity, 'tools');
+    if (hit !== undefined && started !== -1) {
+      this.#clock.hit(this, 'tools/call', name, options?.tenant ?? this.#tenant, started);
+    }
+    return hit as CallToolResult | undefined;
   }
 
   /**
