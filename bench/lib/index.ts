@@ -26,6 +26,7 @@ export {
 export { atLeast, atMost, bytes, duration, micros, opsPerSec, ratio } from './report.js';
 export { machineInfo, type MachineInfo } from './machine.js';
 export { freePort, startChildServer, startServerOnPort, type ChildServer } from './child.js';
+export { builtCli } from './built.js';
 export { answer as bareAnswer, bareStdioCommand, startBareHttpUpstream, BARE_UPSTREAM_PATH } from './bare-upstream.js';
 export { CEILING_SERVER_PATH, startCeilingServer } from './ceiling-server.js';
 export {

@@ -20,7 +20,9 @@
  *   the load generator. Both ratios are reported;
  * - the upstream served directly: the bare responder over HTTP ([lib/bare-upstream.ts](../lib/bare-upstream.ts))
  *   and the demo server (built on the SDK) over HTTP, 2025 sessions;
- * - the gateway in front of the bare responder over stdio: pass-through (`echo` is not cacheable,
+ * - the gateway, built (`dist/cli/main.js`, compiled from the sources at the start of the suite,
+ *   as `npm start` and the `mcp-relay` bin run it; see [lib/built.ts](../lib/built.ts)), in front
+ *   of the bare responder over stdio: pass-through (`echo` is not cacheable,
  *   and each text is distinct) on 2025 sessions and on 2026-07-28; cached (`cache.tools: [echo]`,
  *   16 texts repeated, so all but 16 calls are hits) on both;
  * - `supergateway` (`--stateful`: one upstream process per session, as 2025 clients need) and
@@ -45,6 +47,7 @@ import {
   atLeast,
   atMost,
   bareStdioCommand,
+  builtCli,
   bytes,
   duration,
   freePort,
@@ -76,7 +79,6 @@ import {
 } from '../lib/index.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(REPO, 'src/cli/main.ts');
 const DEMO_MAIN = join(REPO, 'src/demo/main.ts');
 const SUPERGATEWAY_BIN = join(REPO, 'node_modules/supergateway/dist/index.js');
 const MCP_PROXY_BIN = join(REPO, 'node_modules/mcp-proxy/dist/bin/mcp-proxy.mjs');
@@ -160,7 +162,7 @@ async function startGatewayProcess(dir: string, name: string, cached: boolean, n
   const config = await gatewayConfig(dir, name, cached);
   return startChildServer(
     process.execPath,
-    [...nodeFlags, '--import', 'tsx', CLI, 'serve', '--config', config, '--port', '0'],
+    [...nodeFlags, builtCli(), 'serve', '--config', config, '--port', '0'],
     GATEWAY_PREFIX,
   );
 }
