@@ -71,16 +71,28 @@ const PLUMBING = new Set([
   'onStreamRead',
 ]);
 
-const SRC = '/src/';
+/**
+ * The project's own file of a frame, as a path below `src/`: the sources run through tsx
+ * (`.../src/gateway/http.ts`) or the build (`.../dist/gateway/http.js`, which mirrors `src/`);
+ * `undefined` for anything else (Node's own code, dependencies, whose packages have `dist/` too).
+ */
+function ownPath(url: string): string | undefined {
+  if (url.includes('/node_modules/')) return undefined;
+  for (const root of ['/src/', '/dist/']) {
+    const at = url.lastIndexOf(root);
+    if (at !== -1) return url.slice(at + root.length);
+  }
+  return undefined;
+}
 /** Not busy. `(program)` is: native code outside JS (syscalls, the HTTP parser, libuv). */
 const IDLE = new Set(['(idle)', '(root)']);
 
 function location(frame: CallFrame): string {
   const url = frame.url;
   const name = frame.functionName || '(anonymous)';
-  const at = url.lastIndexOf(SRC);
-  // Line numbers of TypeScript run through tsx are of the compiled code: the file says enough.
-  if (at !== -1) return `${name} (src/${url.slice(at + SRC.length)})`;
+  const own = ownPath(url);
+  // Line numbers are of the compiled code (tsx's or the build's): the file says enough.
+  if (own !== undefined) return `${name} (src/${own})`;
   const modules = url.lastIndexOf('node_modules/');
   const file = modules !== -1 ? url.slice(modules + 'node_modules/'.length) : url;
   return file ? `${name} (${file}:${frame.lineNumber + 1})` : name;
@@ -91,8 +103,8 @@ function category(frame: CallFrame): string {
   if (functionName === '(garbage collector)') return 'GC';
   if (functionName === '(program)') return 'native, outside JS (syscalls, HTTP parser, libuv)';
   if (url === '') return 'V8 builtins and runtime (JSON, property lookups, strings)';
-  const src = url.lastIndexOf(SRC);
-  if (src !== -1) return `src/${url.slice(src + SRC.length).split('/')[0]}`;
+  const own = ownPath(url);
+  if (own !== undefined) return `src/${own.split('/')[0]}`;
   const modules = url.lastIndexOf('node_modules/');
   if (modules !== -1) {
     const rest = url.slice(modules + 'node_modules/'.length).split('/');
@@ -111,8 +123,8 @@ function category(frame: CallFrame): string {
 }
 
 function layer(frame: CallFrame): string | undefined {
-  const at = frame.url.lastIndexOf(SRC);
-  return at === -1 ? undefined : `src/${frame.url.slice(at + SRC.length).split('/')[0]}`;
+  const own = ownPath(frame.url);
+  return own === undefined ? undefined : `src/${own.split('/')[0]}`;
 }
 
 function shares(counts: Map<string, number>, total: number, top = Infinity): ProfileShare[] {
