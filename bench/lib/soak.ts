@@ -29,9 +29,9 @@
  * the hot path, its heap grows to its working size, the cache fills up to `cache_size` and pools
  * and sessions open; that is paid once, whatever the run's length, and is not a leak. A leak grows
  * with the calls served, which is what comparing the start of the held window with its end sees.
- * And each end is read right after a full garbage collection, V8's "last resort" one that also
- * hands back the pages it keeps for reuse (the gateway runs with `--expose-gc` and
- * [gc-on-signal.ts](gc-on-signal.ts) preloaded, which says why that one; SIGUSR2 asks for it), the
+ * And each end is read right after full garbage collections, a plain one and V8's "last resort"
+ * one that also hands back the pages it keeps for reuse (the gateway runs with `--expose-gc` and
+ * [gc-on-signal.ts](gc-on-signal.ts) preloaded, which says why those; SIGUSR2 asks for them), the
  * lowest of three readings a second apart: under load the gateway's raw RSS saws with V8's major
  * GC cycle (156-235 MiB in a trial run, a period over a minute), so two raw samples would say more
  * about where in that cycle they fell than about a leak. The lowest of three, because V8 hands the
