@@ -30,6 +30,7 @@ import {
   stdioFixture,
   type InProcessHttpFixture,
 } from './fixtures/index.js';
+import { nextEvent } from './helpers/events.js';
 
 const modern = await startInProcessHttpFixture({ mode: 'modern' });
 const legacy = await startInProcessHttpFixture({ mode: 'legacy' });
@@ -57,18 +58,6 @@ function calls(fixture: InProcessHttpFixture, tool: string): number {
 
 function textOf(result: { content: unknown[] }): string {
   return (result.content[0] as { text: string }).text;
-}
-
-/** Resolves with the next message on a cache channel that satisfies `accept`. */
-function nextEvent<T>(name: string, accept: (message: T) => boolean = () => true): Promise<T> {
-  return new Promise((resolve) => {
-    const listener = (message: unknown): void => {
-      if (!accept(message as T)) return;
-      diagnosticsChannel.unsubscribe(name, listener);
-      resolve(message as T);
-    };
-    diagnosticsChannel.subscribe(name, listener);
-  });
 }
 
 async function factoryFor(
