@@ -242,9 +242,9 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
       const declarations = this.#paramDeclarations(view!, name);
       if (declarations.length > 0 && checkParamHeaders(declarations, args, ctx.header)) return undefined;
     }
+    if (!this.#allows(route, 'tool', ctx)) return undefined;
     const caller = ctx.caller;
     const policy = this.#options.policy;
-    if (policy && caller && !policy.allows(caller, route.upstream.name, 'tool', route.name)) return undefined;
     // A rate-limited tenant spends a token per call, a miss included: that call takes handle().
     if (policy && caller && !policy.admitsFreely(caller)) return undefined;
     const hit = factory.cachedTool(
@@ -398,21 +398,20 @@ export class GatewayCore extends EventEmitter<CoreEvents> {
   }
 
   /** Refuses a caller its tenant's rules do not allow this tool, prompt or resource (as if it did not exist). */
-  #authorize(route: Route, method: string, ctx: RequestContext): void {
-    const policy = this.#options.policy;
-    if (policy && ctx.caller) {
-      const kind = method.startsWith('tools/')
-        ? 'tool'
-        : method.startsWith('prompts/') || method === 'completion/complete'
-          ? 'prompt'
-          : 'resource';
-      if (!policy.allows(ctx.caller, route.upstream.name, kind, route.name)) {
-        throw new RpcError(
-          RpcCode.InvalidParams,
-          `${kind === 'tool' ? 'Unknown tool' : kind === 'prompt' ? 'Unknown prompt' : 'Resource not found'}: ${route.name}`,
-        );
-      }
+  #authorize(route: Route, method: string, ctx: CachedContext): void {
+    const kind = accessKind(method);
+    if (!this.#allows(route, kind, ctx)) {
+      throw new RpcError(
+        RpcCode.InvalidParams,
+        `${kind === 'tool' ? 'Unknown tool' : kind === 'prompt' ? 'Unknown prompt' : 'Resource not found'}: ${route.name}`,
+      );
     }
+  }
+
+  /** Whether the caller's tenant may use what the route leads to (everyone may without a policy). */
+  #allows(route: Route, kind: 'tool' | 'prompt' | 'resource', ctx: CachedContext): boolean {
+    const policy = this.#options.policy;
+    return !policy || !ctx.caller || policy.allows(ctx.caller, route.upstream.name, kind, route.name);
   }
 
   #forward(
@@ -595,6 +594,12 @@ const REMOVED_IN_MODERN = new Set([
   'resources/subscribe',
   'resources/unsubscribe',
 ]);
+
+/** What kind of thing a method uses, as tenants' access rules name it. */
+function accessKind(method: string): 'tool' | 'prompt' | 'resource' {
+  if (method.startsWith('tools/')) return 'tool';
+  return method.startsWith('prompts/') || method === 'completion/complete' ? 'prompt' : 'resource';
+}
 
 /** Whether a 2025 caller's calls to this upstream may take a second, 2025 connection (see `#legacyTwin`). */
 function mayTakeTwin(factory: ProxyFactory): boolean {
